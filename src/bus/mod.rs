@@ -1,0 +1,74 @@
+//! The feedback bus behind a trait: coordinators publish, handlers subscribe, neither knows
+//! which transport carries the events.
+
+mod memory;
+
+use std::collections::BTreeSet;
+
+use async_trait::async_trait;
+
+use crate::event::{CoordinatorId, FeedbackEvent};
+
+pub use memory::{MemoryBus, MemorySubscription};
+
+/// A publish that did not reach the bus.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("feedback publish failed: {0}")]
+pub struct BusError(pub String);
+
+/// The store side of a transport.
+#[async_trait]
+pub trait FeedbackPublisher: Send + Sync + 'static {
+    /// Sends one event. Must not wait on any subscriber.
+    async fn publish(&self, event: &FeedbackEvent) -> Result<(), BusError>;
+}
+
+/// The agent side of a transport: a stream of decoded, validated events.
+///
+/// Undecodable messages are counted by the transport and never reach the handler.
+#[async_trait]
+pub trait FeedbackSubscription: Send + 'static {
+    /// The next event, or `None` once the transport has closed for good.
+    async fn next(&mut self) -> Option<FeedbackEvent>;
+}
+
+/// Which coordinators a subscriber listens to.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Interest {
+    /// Every coordinator.
+    #[default]
+    All,
+    /// Only these coordinator ids.
+    Only(BTreeSet<CoordinatorId>),
+}
+
+impl Interest {
+    /// Interest in the given ids (all coordinators if the list is empty).
+    pub fn of(ids: impl IntoIterator<Item = CoordinatorId>) -> Self {
+        let ids: BTreeSet<_> = ids.into_iter().collect();
+        if ids.is_empty() {
+            Self::All
+        } else {
+            Self::Only(ids)
+        }
+    }
+
+    /// Whether events of `id` are wanted.
+    pub fn wants(&self, id: &CoordinatorId) -> bool {
+        match self {
+            Self::All => true,
+            Self::Only(ids) => ids.contains(id),
+        }
+    }
+}
+
+/// A publisher that drops every event: for a coordinator with feedback disabled.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Discard;
+
+#[async_trait]
+impl FeedbackPublisher for Discard {
+    async fn publish(&self, _: &FeedbackEvent) -> Result<(), BusError> {
+        Ok(())
+    }
+}

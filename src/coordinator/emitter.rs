@@ -1,0 +1,110 @@
+//! Turns level changes and heartbeats into numbered feedback events on the bus.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::{MissedTickBehavior, interval};
+use tokio_util::sync::CancellationToken;
+
+use super::queue::LevelChange;
+use super::stats::CoordinatorStats;
+use crate::bus::FeedbackPublisher;
+use crate::clock::WallClock;
+use crate::event::{BackpressureLevel, CoordinatorId, FeedbackEvent, InstanceId};
+
+/// Who is speaking, and how to number what it says.
+pub(crate) struct Emitter {
+    pub(crate) publisher: Arc<dyn FeedbackPublisher>,
+    pub(crate) coordinator_id: CoordinatorId,
+    pub(crate) instance_id: InstanceId,
+    pub(crate) epoch: u64,
+    pub(crate) capacity: u64,
+    pub(crate) heartbeat: Option<Duration>,
+    pub(crate) wall: WallClock,
+    pub(crate) stats: Arc<CoordinatorStats>,
+    pub(crate) seq: u64,
+    pub(crate) failing: bool,
+}
+
+impl Emitter {
+    fn event(&mut self, level: BackpressureLevel, depth: u64, reason: &str) -> FeedbackEvent {
+        self.seq += 1;
+        let mut event = FeedbackEvent::new(
+            self.coordinator_id.clone(),
+            self.instance_id.clone(),
+            self.epoch,
+            self.seq,
+            self.wall.now_ms(),
+            level,
+            depth,
+            self.capacity,
+        )
+        .with_reason(reason);
+        event.heartbeat_ms = self
+            .heartbeat
+            .map_or(0, |d| u32::try_from(d.as_millis()).unwrap_or(u32::MAX));
+        event
+    }
+
+    async fn send(&mut self, event: FeedbackEvent) {
+        match self.publisher.publish(&event).await {
+            Ok(()) => {
+                self.stats.events_published.fetch_add(1, Relaxed);
+                if std::mem::take(&mut self.failing) {
+                    tracing::info!(seq = event.seq, "Feedback publishing recovered.");
+                }
+            }
+            Err(error) => {
+                self.stats.publish_errors.fetch_add(1, Relaxed);
+                // One warning per outage, not one per event.
+                if !std::mem::replace(&mut self.failing, true) {
+                    tracing::warn!(%error, seq = event.seq, "Feedback publish failed.");
+                }
+            }
+        }
+    }
+
+    /// Publishes every level change at once and the current state every heartbeat, until
+    /// `stop`; then publishes what is pending and a last `leaving` event.
+    pub(crate) async fn run(
+        mut self,
+        mut changes: mpsc::UnboundedReceiver<LevelChange>,
+        current: impl Fn() -> (BackpressureLevel, u64) + Send,
+        stop: CancellationToken,
+    ) {
+        let mut beat = interval(self.heartbeat.unwrap_or(Duration::from_secs(3600)));
+        beat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        beat.tick().await; // the first tick is immediate: announce the starting state
+        let (level, depth) = current();
+        let first = self.event(level, depth, "start");
+        self.send(first).await;
+        loop {
+            tokio::select! {
+                biased;
+                change = changes.recv() => match change {
+                    Some(c) => {
+                        let e = self.event(c.level, c.depth, "level_change");
+                        self.send(e).await;
+                    }
+                    None => break,
+                },
+                () = stop.cancelled() => break,
+                _ = beat.tick(), if self.heartbeat.is_some() => {
+                    let (level, depth) = current();
+                    let e = self.event(level, depth, "heartbeat");
+                    self.send(e).await;
+                }
+            }
+        }
+        while let Ok(c) = changes.try_recv() {
+            let e = self.event(c.level, c.depth, "level_change");
+            self.send(e).await;
+        }
+        let (level, depth) = current();
+        let mut last = self.event(level, depth, "stopping");
+        last.leaving = true;
+        self.send(last).await;
+    }
+}

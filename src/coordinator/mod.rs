@@ -1,0 +1,24 @@
+//! The store side: a bounded write queue with watermarks, batching workers, retries, a circuit
+//! breaker and a dead-letter sink, publishing its backpressure level.
+
+mod config;
+mod emitter;
+mod handle;
+mod queue;
+mod retry;
+mod sink;
+mod stats;
+mod throttle;
+mod watermark;
+mod worker;
+
+pub use config::{BreakerConfig, ConfigError, CoordinatorConfig, OverflowStrategy};
+pub use handle::{Builder, DropCallback, Health, StopReport, SubmitError, WriteCoordinator};
+pub use retry::RetryConfig;
+pub use sink::{
+    DeadLetterReason, DeadLetterSink, LogDeadLetter, MemorySink, NullSink, Sink, SinkError,
+    SinkErrorKind,
+};
+pub use stats::{DropReason, StatsSnapshot};
+pub use throttle::{Outage, Throttle};
+pub use watermark::{LevelTracker, Watermark, WatermarkError, Watermarks};

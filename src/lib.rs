@@ -1,0 +1,30 @@
+//! Closed-loop backpressure for market-data pipelines: store nodes publish their write-queue
+//! pressure, pipeline agents scale their rate limits to it, and the fleet view feeds
+//! autoscaling.
+//!
+//! # Layout
+//! - [`event`]: the [`FeedbackEvent`](event::FeedbackEvent), its levels, ids and wire codec.
+//! - [`coordinator`]: the store side, [`WriteCoordinator`](coordinator::WriteCoordinator): a
+//!   bounded queue with watermarks in front of batching sink workers.
+//! - [`rate`]: the agent side's limits, [`RateCoordinator`](rate::RateCoordinator): per-provider
+//!   `governor` buckets whose rate follows a budget scale.
+//! - [`feedback`]: [`FeedbackHandler`](feedback::FeedbackHandler) and the policies that turn
+//!   the fleet's events into scales.
+//! - [`bus`]: the transport trait and the in-process bus.
+//! - [`settings`]: YAML configuration with environment overrides.
+//! - [`demo`]: the embedded one-process demo.
+//! - [`breaker`], [`clock`], [`histogram`]: small shared parts.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs, unreachable_pub, rust_2018_idioms)]
+
+pub mod breaker;
+pub mod bus;
+pub mod clock;
+pub mod coordinator;
+pub mod demo;
+pub mod event;
+pub mod feedback;
+pub mod histogram;
+pub mod rate;
+pub mod settings;

@@ -1,0 +1,318 @@
+//! `RateCoordinator`: named providers, each a scaled governor limiter with cooldown and breaker.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tokio::time::{Instant, sleep, sleep_until};
+
+use super::provider::{Gate, Provider, ProviderConfig};
+use super::scaled::Take;
+use crate::breaker::BreakerState;
+use crate::event::BackpressureLevel;
+
+/// Why a rate call failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RateError {
+    /// No provider of that name was registered.
+    #[error("unknown provider {0:?}")]
+    UnknownProvider(String),
+    /// A provider of that name already exists.
+    #[error("provider {0:?} is already registered")]
+    AlreadyRegistered(String),
+    /// `acquire` asked for more than one burst; it could never be granted at once.
+    #[error("requested {requested} items but provider {provider:?} has capacity {capacity}")]
+    ExceedsCapacity {
+        /// The provider.
+        provider: String,
+        /// Items asked for.
+        requested: u32,
+        /// The provider's burst capacity.
+        capacity: u32,
+    },
+    /// A scale outside [0, 1].
+    #[error("scale must be within [0, 1], got {0}")]
+    InvalidScale(f64),
+    /// A provider setting out of range.
+    #[error("invalid provider setting {key}: {reason}")]
+    InvalidConfig {
+        /// The key.
+        key: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// A provider's state, for logs, tests and metrics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProviderSnapshot {
+    /// The provider's name.
+    pub name: String,
+    /// Burst capacity in items (never changed by the scale).
+    pub capacity: u32,
+    /// Base rate in items per second (never changed by the scale).
+    pub base_rate: f64,
+    /// Current scale factor.
+    pub scale: f64,
+    /// `base_rate × scale`.
+    pub effective_rate: f64,
+    /// Last pressure level set with `set_global_pressure`.
+    pub pressure: BackpressureLevel,
+    /// Circuit breaker state.
+    pub breaker: BreakerState,
+    /// Consecutive failures recorded.
+    pub failures: u32,
+    /// End of the current cooldown, if any.
+    pub cooling_until: Option<Instant>,
+    /// Scope given to the current cooldown.
+    pub cooldown_scope: Option<String>,
+    /// Items granted so far.
+    pub granted: u64,
+}
+
+/// Per-provider token buckets whose rates follow a budget scale.
+///
+/// Cheap to clone; clones share the providers.
+#[derive(Clone, Default)]
+pub struct RateCoordinator {
+    providers: Arc<RwLock<HashMap<String, Arc<Provider>>>>,
+}
+
+impl std::fmt::Debug for RateCoordinator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateCoordinator")
+            .field("providers", &self.provider_names())
+            .finish()
+    }
+}
+
+impl RateCoordinator {
+    /// No providers yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn get(&self, name: &str) -> Result<Arc<Provider>, RateError> {
+        self.providers
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
+            .ok_or_else(|| RateError::UnknownProvider(name.to_owned()))
+    }
+
+    /// Registers a provider: `capacity` burst, `refill_rate` items per second, the cooldown
+    /// used by [`trigger_cooldown`](Self::trigger_cooldown), and its circuit breaker.
+    pub fn register_provider(&self, name: &str, config: ProviderConfig) -> Result<(), RateError> {
+        config
+            .validate()
+            .map_err(|(key, reason)| RateError::InvalidConfig { key, reason })?;
+        let provider = Provider::new(name.to_owned(), config.clone()).ok_or_else(|| {
+            RateError::InvalidConfig {
+                key: "refill_rate",
+                reason: "no quota can express this rate".into(),
+            }
+        })?;
+        let mut map = self.providers.write().unwrap_or_else(|p| p.into_inner());
+        if map.contains_key(name) {
+            return Err(RateError::AlreadyRegistered(name.to_owned()));
+        }
+        map.insert(name.to_owned(), Arc::new(provider));
+        tracing::info!(
+            provider = name,
+            capacity = config.capacity,
+            refill_rate = config.refill_rate,
+            "Provider registered."
+        );
+        Ok(())
+    }
+
+    /// Registered provider names, sorted.
+    pub fn provider_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .providers
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .cloned()
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Waits until `n` items may be used from `provider`, at `base × scale`.
+    ///
+    /// Waits (without spinning) through a cooldown, an open breaker and a scale of 0; a scale
+    /// change or a closing breaker wakes waiters at once, so nobody sleeps on an old schedule.
+    /// While the breaker is half-open one caller is let through as the probe; it should report
+    /// [`record_success`](Self::record_success) or [`record_failure`](Self::record_failure).
+    pub async fn acquire(&self, provider: &str, n: u32) -> Result<(), RateError> {
+        let p = self.get(provider)?;
+        if n == 0 {
+            return Ok(());
+        }
+        if n > p.config.capacity {
+            return Err(RateError::ExceedsCapacity {
+                provider: provider.to_owned(),
+                requested: n,
+                capacity: p.config.capacity,
+            });
+        }
+        let started = Instant::now();
+        let mut left = f64::from(n);
+        let mut probe = false;
+        while let Some(wait) = attempt(&p, &mut left, &mut probe) {
+            if matches!(wait, Wait::Again) {
+                continue;
+            }
+            // Subscribe only when we have to wait (the fast path takes no extra step), then
+            // look once more so that a change between the two is not missed.
+            let mut changed = p.subscribe();
+            let Some(wait) = attempt(&p, &mut left, &mut probe) else {
+                break;
+            };
+            match wait {
+                Wait::For(d) => tokio::select! {
+                    () = sleep(d) => {}
+                    _ = changed.changed() => {}
+                },
+                Wait::Until(t) => tokio::select! {
+                    () = sleep_until(t) => {}
+                    _ = changed.changed() => {}
+                },
+                Wait::Change => {
+                    let _ = changed.changed().await;
+                }
+                Wait::Again => {}
+            }
+        }
+        p.acquire_wait.record(started.elapsed());
+        p.granted.fetch_add(u64::from(n), Relaxed);
+        Ok(())
+    }
+
+    /// Records a failed call to `provider`; enough in a row open its breaker.
+    pub fn record_failure(&self, provider: &str) -> Result<BreakerState, RateError> {
+        let p = self.get(provider)?;
+        let now = Instant::now();
+        if p.failure(now) {
+            tracing::warn!(provider, "Provider circuit breaker opened.");
+        }
+        Ok(p.breaker_state(now).0)
+    }
+
+    /// Records a successful call to `provider`: resets its failures and closes its breaker.
+    pub fn record_success(&self, provider: &str) -> Result<(), RateError> {
+        if self.get(provider)?.success() {
+            tracing::info!(provider, "Provider circuit breaker closed.");
+        }
+        Ok(())
+    }
+
+    /// Pauses `provider` for its configured cooldown (e.g. after the provider said "too many
+    /// requests"). `scope` names what triggered it, for logs and snapshots.
+    pub fn trigger_cooldown(&self, provider: &str, scope: &str) -> Result<Instant, RateError> {
+        let until = self.get(provider)?.cooldown(scope, Instant::now());
+        tracing::warn!(provider, scope, "Provider cooling down.");
+        Ok(until)
+    }
+
+    /// Sets `provider`'s rate to `base × scale`, scale within [0, 1] (0 pauses). Capacity and
+    /// base rate are kept; the next item is charged at the new rate.
+    pub fn set_budget_scale(&self, provider: &str, scale: f64) -> Result<(), RateError> {
+        if !(0.0..=1.0).contains(&scale) {
+            return Err(RateError::InvalidScale(scale));
+        }
+        let p = self.get(provider)?;
+        let old = p.set_scale(scale);
+        if old != scale {
+            tracing::info!(
+                provider,
+                from = old,
+                to = scale,
+                rate = p.config.refill_rate * scale,
+                "Budget scale changed."
+            );
+        }
+        Ok(())
+    }
+
+    /// Records the pressure level that drove the current scale (for logs and metrics).
+    pub fn set_global_pressure(
+        &self,
+        provider: &str,
+        level: BackpressureLevel,
+    ) -> Result<(), RateError> {
+        let old = self.get(provider)?.set_pressure(level);
+        if old != level {
+            tracing::debug!(provider, from = %old, to = %level, "Pressure changed.");
+        }
+        Ok(())
+    }
+
+    /// `provider`'s current scale.
+    pub fn scale(&self, provider: &str) -> Result<f64, RateError> {
+        Ok(self.get(provider)?.scale())
+    }
+
+    /// `provider`'s last pressure level.
+    pub fn pressure(&self, provider: &str) -> Result<BackpressureLevel, RateError> {
+        Ok(self.get(provider)?.pressure())
+    }
+
+    /// The `q`-quantile of time spent in `acquire` for `provider`.
+    pub fn acquire_wait_quantile(&self, provider: &str, q: f64) -> Result<Duration, RateError> {
+        Ok(self.get(provider)?.acquire_wait.quantile(q))
+    }
+
+    /// `provider`'s full state.
+    pub fn snapshot(&self, provider: &str) -> Result<ProviderSnapshot, RateError> {
+        let p = self.get(provider)?;
+        let now = Instant::now();
+        let (breaker, failures) = p.breaker_state(now);
+        let cooling = p.cooling(now);
+        let scale = p.scale();
+        Ok(ProviderSnapshot {
+            name: p.name.clone(),
+            capacity: p.config.capacity,
+            base_rate: p.config.refill_rate,
+            scale,
+            effective_rate: p.config.refill_rate * scale,
+            pressure: p.pressure(),
+            breaker,
+            failures,
+            cooling_until: cooling.as_ref().map(|c| c.0),
+            cooldown_scope: cooling.and_then(|c| c.1),
+            granted: p.granted.load(Relaxed),
+        })
+    }
+}
+
+enum Wait {
+    For(Duration),
+    Until(Instant),
+    Change,
+    Again,
+}
+
+/// One non-blocking step of `acquire`: `None` when everything is paid for. A caller that
+/// was lent the breaker's probe keeps it while it waits for tokens.
+fn attempt(p: &Provider, left: &mut f64, probe: &mut bool) -> Option<Wait> {
+    if !*probe {
+        match p.gate(Instant::now()) {
+            Gate::Open => {}
+            Gate::Probe => *probe = true,
+            Gate::Until(t) => return Some(Wait::Until(t)),
+        }
+    }
+    match p.take(*left) {
+        Take::Done => None,
+        Take::Partial(rest) => {
+            *left = rest;
+            Some(Wait::Again)
+        }
+        Take::Wait(d) => Some(Wait::For(d)),
+        Take::Paused => Some(Wait::Change),
+    }
+}

@@ -1,0 +1,8 @@
+//! The pipeline side's rate limits: per-provider token buckets whose rate feedback scales.
+
+mod coordinator;
+mod provider;
+mod scaled;
+
+pub use coordinator::{ProviderSnapshot, RateCoordinator, RateError};
+pub use provider::ProviderConfig;
