@@ -1,1 +1,150 @@
-//! The embedded demo.
+//! The embedded demo: one store and several agents in one process on the in-process bus.
+
+mod agent;
+mod report;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use tokio::time::{Instant, MissedTickBehavior, interval};
+use tokio_util::sync::CancellationToken;
+
+use crate::bus::{Interest, MemoryBus};
+use crate::coordinator::{
+    CoordinatorConfig, MemorySink, NullSink, OverflowStrategy, Throttle, WriteCoordinator,
+};
+use crate::event::BackpressureLevel;
+use crate::settings::PolicyKind;
+
+pub use report::{DemoReport, Progress};
+
+/// What the demo runs.
+#[derive(Debug, Clone)]
+pub struct DemoConfig {
+    /// Number of agents.
+    pub agents: usize,
+    /// Each agent's base rate, rows per second.
+    pub agent_rate: f64,
+    /// The sink's write capacity, rows per second.
+    pub sink_rate: f64,
+    /// The store's queue capacity.
+    pub capacity: u64,
+    /// How long load is offered.
+    pub duration: Duration,
+    /// The agents' policy; `None` runs without feedback.
+    pub policy: Option<PolicyKind>,
+    /// How often progress is reported.
+    pub progress_every: Duration,
+}
+
+impl Default for DemoConfig {
+    /// Four agents at 5,000 rows/s each into a sink of 10,000 rows/s: 2× overload.
+    fn default() -> Self {
+        Self {
+            agents: 4,
+            agent_rate: 5_000.0,
+            sink_rate: 10_000.0,
+            capacity: 20_000,
+            duration: Duration::from_secs(20),
+            policy: Some(PolicyKind::Hysteresis),
+            progress_every: Duration::from_millis(500),
+        }
+    }
+}
+
+/// Runs the demo, calling `on_progress` every `progress_every`, and returns the summary.
+///
+/// The store drops its oldest rows when full (`drop_oldest`), so overload without feedback
+/// shows up as dropped rows; with feedback the agents slow down instead.
+pub async fn run(config: DemoConfig, mut on_progress: impl FnMut(&Progress)) -> DemoReport {
+    let bus = MemoryBus::new(1024);
+    let mut store_config = CoordinatorConfig {
+        capacity: config.capacity,
+        overflow: OverflowStrategy::DropOldest,
+        batch_size: 500,
+        workers: 2,
+        heartbeat_interval_ms: 500,
+        ..CoordinatorConfig::default()
+    };
+    store_config.flush_interval_ms = 50;
+    let dead = Arc::new(MemorySink::new());
+    let sink = Arc::new(Throttle::new(NullSink, config.sink_rate));
+    let store: WriteCoordinator<u64> = match WriteCoordinator::builder(store_config, sink)
+        .dead_letter(dead)
+        .publisher(Arc::new(bus.clone()))
+        .start()
+    {
+        Ok(store) => store,
+        Err(e) => unreachable!("the demo's own store configuration is valid: {e}"),
+    };
+
+    let stop = CancellationToken::new();
+    let offered = Arc::new(AtomicU64::new(0));
+    let agents: Vec<agent::Agent> = (0..config.agents)
+        .map(|i| {
+            agent::Agent::start(
+                i,
+                &config,
+                store.clone(),
+                bus.subscribe(Interest::All),
+                offered.clone(),
+                stop.clone(),
+            )
+        })
+        .collect();
+
+    let started = Instant::now();
+    let mut tick = interval(config.progress_every);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    tick.tick().await;
+    let (mut last_offered, mut last_written, mut last_at) = (0, 0, started);
+    let mut level_time = [Duration::ZERO; 3];
+    while started.elapsed() < config.duration {
+        tick.tick().await;
+        let now = Instant::now();
+        let stats = store.stats();
+        let total_offered = offered.load(Relaxed);
+        let dt = now.duration_since(last_at).as_secs_f64().max(1e-9);
+        let health = store.health();
+        level_time[level_index(health.level)] += now.duration_since(last_at);
+        on_progress(&Progress {
+            elapsed: now.duration_since(started),
+            level: health.level,
+            depth: health.depth,
+            capacity: health.capacity,
+            scale: agents.iter().map(agent::Agent::scale).sum::<f64>() / agents.len().max(1) as f64,
+            offered_per_sec: (total_offered - last_offered) as f64 / dt,
+            written_per_sec: (stats.written - last_written) as f64 / dt,
+            dropped: stats.dropped(),
+        });
+        (last_offered, last_written, last_at) = (total_offered, stats.written, now);
+    }
+    stop.cancel();
+    let elapsed = started.elapsed();
+    let written_in_window = store.stats().written;
+    for a in agents {
+        a.join().await;
+    }
+    let stopped = store.stop(true, Duration::from_secs(30)).await;
+    DemoReport::new(
+        &config,
+        elapsed,
+        offered.load(Relaxed),
+        written_in_window,
+        stopped.stats,
+        store.queue_wait_quantile(0.99),
+        level_time,
+    )
+}
+
+fn level_index(level: BackpressureLevel) -> usize {
+    match level {
+        BackpressureLevel::Ok => 0,
+        BackpressureLevel::Soft => 1,
+        BackpressureLevel::Hard => 2,
+    }
+}
+
+#[cfg(test)]
+mod tests;

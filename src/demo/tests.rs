@@ -1,0 +1,32 @@
+use super::*;
+
+fn short(policy: Option<PolicyKind>) -> DemoConfig {
+    DemoConfig {
+        duration: Duration::from_secs(15),
+        policy,
+        ..DemoConfig::default()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn feedback_prevents_the_drops_that_overload_causes_without_it() {
+    let mut samples = 0;
+    let without = run(short(None), |_| samples += 1).await;
+    assert!(samples >= 29, "progress was reported {samples} times");
+    assert!(without.stats.dropped_overflow > 0, "{without}");
+
+    let with = run(short(Some(PolicyKind::Hysteresis)), |_| {}).await;
+    assert_eq!(with.stats.dropped(), 0, "{with}");
+    assert!(with.stats.level_changes > 0, "{with}");
+    assert!(with.utilization > 0.9, "{with}");
+
+    for report in [&without, &with] {
+        let s = report.stats;
+        assert_eq!(
+            s.accepted,
+            s.written + s.dead_lettered() + s.dropped(),
+            "{report}"
+        );
+        assert_eq!(s.accepted, report.offered, "{report}");
+    }
+}

@@ -1,0 +1,126 @@
+use super::*;
+use crate::coordinator::{OverflowStrategy, Watermark};
+use crate::feedback::Fallback;
+
+fn vars(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    list.iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+const SEED_YAML: &str = r#"
+feedback:
+  enable_feedback: true
+  provider_name: "ibkr"
+
+rate_coordinator:
+  providers:
+    ibkr:
+      capacity: 100
+      refill_rate: 60
+      cooldown_sec: 300
+"#;
+
+#[test]
+fn reads_the_seed_example() {
+    let s = Settings::parse(SEED_YAML, "seed".into(), vec![]).unwrap();
+    assert!(s.feedback.enable_feedback);
+    assert_eq!(s.feedback.provider_name, "ibkr");
+    let ibkr = &s.rate_coordinator.providers["ibkr"];
+    assert_eq!(
+        (ibkr.capacity, ibkr.refill_rate, ibkr.cooldown_sec),
+        (100, 60.0, 300.0)
+    );
+    assert_eq!(ibkr.breaker_threshold, 5);
+}
+
+#[test]
+fn environment_overrides_the_file() {
+    let s = Settings::parse(
+        SEED_YAML,
+        "seed".into(),
+        vars(&[
+            ("MDP_FB_ENABLE_FEEDBACK", "false"),
+            ("MDP_RATE_IBKR_CAPACITY", "250"),
+            ("MDP_RATE_IBKR_REFILL_RATE", "12.5"),
+            ("MDP_RATE_POLYGON_REFILL_RATE", "5"),
+            ("MDS_CAPACITY", "2000"),
+            ("MDS_HIGH_WATERMARK", "1500"),
+            ("MDS_LOW_WATERMARK", "0.25"),
+            ("MDS_OVERFLOW", "drop_oldest"),
+            ("MDS_RETRY__MAX_ATTEMPTS", "9"),
+            ("MDP_FB_FLEET__FALLBACK", "hold_last"),
+            ("PATH", "/usr/bin"),
+        ]),
+    )
+    .unwrap();
+    assert!(!s.feedback.enable_feedback);
+    assert_eq!(s.rate_coordinator.providers["ibkr"].capacity, 250);
+    assert_eq!(s.rate_coordinator.providers["ibkr"].refill_rate, 12.5);
+    assert_eq!(s.rate_coordinator.providers["polygon"].refill_rate, 5.0);
+    assert_eq!(s.coordinator.capacity, 2000);
+    assert_eq!(s.coordinator.high_watermark, Watermark::Absolute(1500));
+    assert_eq!(s.coordinator.low_watermark, Watermark::Fraction(0.25));
+    assert_eq!(s.coordinator.overflow, OverflowStrategy::DropOldest);
+    assert_eq!(s.coordinator.retry.max_attempts, 9);
+    assert_eq!(s.feedback.fleet.fallback, Fallback::HoldLast);
+}
+
+fn error_of(yaml: &str, env: &[(&str, &str)]) -> String {
+    Settings::parse(yaml, "test".into(), vars(env))
+        .unwrap_err()
+        .to_string()
+}
+
+#[test]
+fn unknown_keys_are_rejected_by_name() {
+    let e = error_of("feedback:\n  enable_feedbak: true\n", &[]);
+    assert!(
+        e.contains("feedback.enable_feedbak") || e.contains("enable_feedbak"),
+        "{e}"
+    );
+    let e = error_of("coordinator:\n  capacity: 10\n  colour: red\n", &[]);
+    assert!(e.contains("colour"), "{e}");
+    let e = error_of("", &[("MDS_CAPACTIY", "5")]);
+    assert!(e.contains("MDS_CAPACTIY"), "{e}");
+    let e = error_of("", &[("MDP_RATE_IBKR_SPEED", "5")]);
+    assert!(e.contains("MDP_RATE_IBKR_SPEED"), "{e}");
+    let e = error_of("", &[("MDP_OTHER", "5")]);
+    assert!(e.contains("MDP_OTHER"), "{e}");
+}
+
+#[test]
+fn invalid_values_are_rejected_by_name() {
+    let e = error_of("coordinator:\n  capacity: many\n", &[]);
+    assert!(e.contains("coordinator.capacity"), "{e}");
+    let e = error_of("", &[("MDS_WORKERS", "0")]);
+    assert!(e.contains("coordinator.workers"), "{e}");
+    let e = error_of(
+        "coordinator:\n  high_watermark: 0.4\n  low_watermark: 0.5\n",
+        &[],
+    );
+    assert!(e.contains("watermark"), "{e}");
+    let e = error_of(SEED_YAML, &[("MDP_RATE_IBKR_REFILL_RATE", "-1")]);
+    assert!(
+        e.contains("rate_coordinator.providers.ibkr.refill_rate"),
+        "{e}"
+    );
+    let e = error_of(SEED_YAML, &[("MDP_FB_PROVIDER_NAME", "polygon")]);
+    assert!(e.contains("feedback.provider_name"), "{e}");
+    let e = error_of("feedback:\n  policy: pid\n", &[]);
+    assert!(e.contains("feedback.policy"), "{e}");
+    let e = error_of("feedback:\n  step:\n    soft: 1.5\n", &[]);
+    assert!(e.contains("feedback.step.soft"), "{e}");
+    let e = error_of("coordinator:\n  coordinator_id: a.b\n", &[]);
+    assert!(e.contains("coordinator.coordinator_id"), "{e}");
+    let e = error_of("", &[("MDS_CAPACITY", "[1, 2")]);
+    assert!(e.contains("MDS_CAPACITY"), "{e}");
+    let e = error_of("feedback: [1, 2]\n", &[("MDP_FB_POLICY", "step")]);
+    assert!(e.contains("MDP_FB_POLICY"), "{e}");
+}
+
+#[test]
+fn empty_input_gives_defaults() {
+    let s = Settings::parse("", "none".into(), vec![]).unwrap();
+    assert_eq!(s, Settings::default());
+}
