@@ -62,6 +62,7 @@ async fn next_event(events: &mut MemorySubscription) -> FeedbackEvent {
     within(Duration::from_secs(30), "a feedback event", events.next())
         .await
         .expect("bus open")
+        .event
 }
 
 /// Skips heartbeats and the start event; returns the next level change.
@@ -465,7 +466,8 @@ async fn a_stalled_subscriber_does_not_slow_the_coordinator_or_others() {
         loop {
             let e = within(Duration::from_secs(1), "live subscriber", live.next())
                 .await
-                .unwrap();
+                .unwrap()
+                .event;
             seen.fetch_add(1, Relaxed);
             if e.reason.as_deref() == Some("level_change") {
                 break;

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use async_trait::async_trait;
 use tokio::sync::broadcast;
 
-use super::{BusError, FeedbackPublisher, FeedbackSubscription, Interest};
+use super::{BusError, Delivery, FeedbackPublisher, FeedbackSubscription, Interest};
 use crate::event::FeedbackEvent;
 
 /// An in-process feedback bus. Cloning gives another handle on the same bus.
@@ -79,11 +79,11 @@ pub struct MemorySubscription {
 
 #[async_trait]
 impl FeedbackSubscription for MemorySubscription {
-    async fn next(&mut self) -> Option<FeedbackEvent> {
+    async fn next(&mut self) -> Option<Delivery> {
         loop {
             match self.rx.recv().await {
                 Ok(event) if self.interest.wants(&event.coordinator_id) => {
-                    return Some(Arc::unwrap_or_clone(event));
+                    return Some(Delivery::new(Arc::unwrap_or_clone(event)));
                 }
                 Ok(_) => {}
                 Err(broadcast::error::RecvError::Lagged(n)) => {

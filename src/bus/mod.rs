@@ -1,13 +1,16 @@
 //! The feedback bus behind a trait: coordinators publish, handlers subscribe, neither knows
 //! which transport carries the events.
 
+pub mod http;
 mod memory;
 
 use std::collections::BTreeSet;
 
 use async_trait::async_trait;
+use tokio::sync::oneshot;
 
 use crate::event::{CoordinatorId, FeedbackEvent};
+use crate::feedback::Observed;
 
 pub use memory::{MemoryBus, MemorySubscription};
 
@@ -23,13 +26,59 @@ pub trait FeedbackPublisher: Send + Sync + 'static {
     async fn publish(&self, event: &FeedbackEvent) -> Result<(), BusError>;
 }
 
+/// One decoded event on its way to the handler, with an optional way to tell the sender
+/// what became of it (the HTTP receiver answers its client with it).
+#[derive(Debug)]
+pub struct Delivery {
+    /// The event.
+    pub event: FeedbackEvent,
+    reply: Option<oneshot::Sender<Observed>>,
+}
+
+impl Delivery {
+    /// A delivery nobody waits on.
+    pub fn new(event: FeedbackEvent) -> Self {
+        Self { event, reply: None }
+    }
+
+    /// A delivery whose outcome the sender awaits on the returned receiver.
+    pub fn with_reply(event: FeedbackEvent) -> (Self, oneshot::Receiver<Observed>) {
+        let (tx, rx) = oneshot::channel();
+        (
+            Self {
+                event,
+                reply: Some(tx),
+            },
+            rx,
+        )
+    }
+
+    /// Splits into the event and a closure reporting its outcome.
+    pub fn into_parts(self) -> (FeedbackEvent, impl FnOnce(Observed)) {
+        let reply = self.reply;
+        (self.event, move |outcome| {
+            if let Some(tx) = reply {
+                // The sender may have given up waiting; nothing to do then.
+                let _ = tx.send(outcome);
+            }
+        })
+    }
+}
+
 /// The agent side of a transport: a stream of decoded, validated events.
 ///
 /// Undecodable messages are counted by the transport and never reach the handler.
 #[async_trait]
 pub trait FeedbackSubscription: Send + 'static {
     /// The next event, or `None` once the transport has closed for good.
-    async fn next(&mut self) -> Option<FeedbackEvent>;
+    async fn next(&mut self) -> Option<Delivery>;
+}
+
+#[async_trait]
+impl FeedbackSubscription for tokio::sync::mpsc::Receiver<Delivery> {
+    async fn next(&mut self) -> Option<Delivery> {
+        self.recv().await
+    }
 }
 
 /// Which coordinators a subscriber listens to.

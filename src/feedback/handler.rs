@@ -232,8 +232,9 @@ impl FeedbackHandler {
             let wake = self.next_wake();
             tokio::select! {
                 event = subscription.next(), if open => match event {
-                    Some(event) => {
-                        self.handle(event);
+                    Some(delivery) => {
+                        let (event, reply) = delivery.into_parts();
+                        reply(self.handle(event));
                     }
                     None => {
                         tracing::warn!("Feedback subscription closed.");

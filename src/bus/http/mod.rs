@@ -1,0 +1,1 @@
+//! Feedback over HTTP: the `POST /feedback` receiver and the matching emitter.
