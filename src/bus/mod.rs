@@ -3,6 +3,7 @@
 
 pub mod http;
 mod memory;
+pub mod nats;
 
 use std::collections::BTreeSet;
 

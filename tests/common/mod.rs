@@ -117,3 +117,5 @@ pub mod sink {
         }
     }
 }
+
+pub mod nats;

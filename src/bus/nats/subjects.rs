@@ -1,0 +1,92 @@
+//! The subject and stream names of the NATS transport, derived from one prefix.
+
+use crate::event::{CoordinatorId, validate_token};
+
+use super::NatsError;
+
+/// Names derived from the prefix (`backflow` by default):
+///
+/// | what | name |
+/// |---|---|
+/// | feedback of one coordinator | `<prefix>.feedback.<coordinator_id>` |
+/// | all feedback | `<prefix>.feedback.>` |
+/// | last-value stream | `<PREFIX>_FEEDBACK` (prefix upper-cased, `.` → `_`) |
+/// | fleet metrics per coordinator | `<prefix>.metrics.<coordinator_id>` |
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subjects {
+    prefix: String,
+}
+
+impl Subjects {
+    /// Validates `prefix`: one or more subject tokens separated by `.`.
+    pub fn new(prefix: &str) -> Result<Self, NatsError> {
+        if prefix.is_empty() {
+            return Err(NatsError::Config("prefix is empty".into()));
+        }
+        for token in prefix.split('.') {
+            validate_token(token)
+                .map_err(|e| NatsError::Config(format!("prefix {prefix:?}: {e}")))?;
+        }
+        Ok(Self {
+            prefix: prefix.to_owned(),
+        })
+    }
+
+    /// The prefix.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// Where `coordinator` publishes its feedback.
+    pub fn feedback(&self, coordinator: &CoordinatorId) -> String {
+        format!("{}.feedback.{coordinator}", self.prefix)
+    }
+
+    /// Every coordinator's feedback.
+    pub fn all_feedback(&self) -> String {
+        format!("{}.feedback.>", self.prefix)
+    }
+
+    /// The coordinator id a feedback subject names, if it is one of ours.
+    pub fn coordinator_of<'a>(&self, subject: &'a str) -> Option<&'a str> {
+        subject
+            .strip_prefix(self.prefix.as_str())?
+            .strip_prefix(".feedback.")
+            .filter(|id| validate_token(id).is_ok())
+    }
+
+    /// The stream that keeps the last events of every coordinator.
+    pub fn state_stream(&self) -> String {
+        format!("{}_FEEDBACK", self.stream_base())
+    }
+
+    /// Where the bridge republishes a coordinator's aggregated depth.
+    pub fn metrics(&self, coordinator: &CoordinatorId) -> String {
+        format!("{}.metrics.{coordinator}", self.prefix)
+    }
+
+    /// The prefix as a stream-name stem (`backflow.eu` → `BACKFLOW_EU`).
+    pub fn stream_base(&self) -> String {
+        self.prefix.replace('.', "_").to_ascii_uppercase()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_prefix() {
+        let s = Subjects::new("md.eu").unwrap();
+        let id = CoordinatorId::new("store-1").unwrap();
+        assert_eq!(s.feedback(&id), "md.eu.feedback.store-1");
+        assert_eq!(s.all_feedback(), "md.eu.feedback.>");
+        assert_eq!(s.state_stream(), "MD_EU_FEEDBACK");
+        assert_eq!(s.coordinator_of("md.eu.feedback.store-1"), Some("store-1"));
+        assert_eq!(s.coordinator_of("md.eu.feedback.a.b"), None);
+        assert_eq!(s.coordinator_of("other.feedback.a"), None);
+        assert!(Subjects::new("bad prefix").is_err());
+        assert!(Subjects::new("a..b").is_err());
+        assert!(Subjects::new("a.*").is_err());
+    }
+}

@@ -1,0 +1,219 @@
+//! The agent side of the NATS transport: live feedback subjects plus the last-value stream,
+//! re-read after every reconnection.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use futures_util::stream::select_all;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::NatsError;
+use super::options::NatsConnection;
+use super::state::read_state;
+use crate::bus::{Delivery, Interest};
+use crate::event::{FeedbackEvent, decode};
+
+/// What the subscriber saw, for metrics.
+#[derive(Debug, Default)]
+pub struct SubscriberStats {
+    /// Messages received (live and from the last-value stream).
+    pub received: AtomicU64,
+    /// Events handed to the handler.
+    pub delivered: AtomicU64,
+    /// Messages that were not valid feedback events.
+    pub decode_errors: AtomicU64,
+    /// Events whose subject does not name their coordinator (or is not a feedback subject).
+    pub invalid_subject: AtomicU64,
+    /// Messages larger than `max_event_bytes`.
+    pub oversize: AtomicU64,
+    /// Reads of the last-value stream.
+    pub state_reads: AtomicU64,
+    /// Failed reads of the last-value stream.
+    pub state_errors: AtomicU64,
+}
+
+/// Logs a repeated warning at most once per period, with the number suppressed.
+struct Throttled {
+    period: Duration,
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+impl Throttled {
+    fn new(period: Duration) -> Self {
+        Self {
+            period,
+            last: None,
+            suppressed: 0,
+        }
+    }
+
+    /// `Some(suppressed since the last log)` when it is time to log again.
+    fn due(&mut self) -> Option<u64> {
+        let now = Instant::now();
+        if self
+            .last
+            .is_some_and(|t| now.duration_since(t) < self.period)
+        {
+            self.suppressed += 1;
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.suppressed))
+    }
+}
+
+/// Receives feedback from NATS.
+pub struct NatsSubscriber {
+    conn: NatsConnection,
+    interest: Interest,
+    stats: Arc<SubscriberStats>,
+    bad_input: Throttled,
+}
+
+impl NatsSubscriber {
+    /// Subscribes to the coordinators in `interest` and starts a task that delivers their
+    /// events: first every kept event from the last-value stream, then live events, and the
+    /// kept events again after each reconnection. The task ends when the returned receiver
+    /// is dropped.
+    pub async fn start(
+        conn: &NatsConnection,
+        interest: Interest,
+    ) -> Result<(mpsc::Receiver<Delivery>, Arc<SubscriberStats>), NatsError> {
+        let subjects = match &interest {
+            Interest::All => vec![conn.subjects.all_feedback()],
+            Interest::Only(ids) => ids.iter().map(|id| conn.subjects.feedback(id)).collect(),
+        };
+        let mut subs = Vec::with_capacity(subjects.len());
+        for s in &subjects {
+            subs.push(
+                conn.client
+                    .subscribe(s.clone())
+                    .await
+                    .map_err(|e| NatsError::Subscribe(format!("{s}: {e}")))?,
+            );
+        }
+        let stats = Arc::new(SubscriberStats::default());
+        let (tx, rx) = mpsc::channel(1024);
+        let mut me = Self {
+            conn: conn.clone(),
+            interest,
+            stats: stats.clone(),
+            bad_input: Throttled::new(Duration::from_secs(10)),
+        };
+        tokio::spawn(async move {
+            let mut live = select_all(subs);
+            let mut connected = me.conn.connected.clone();
+            connected.borrow_and_update();
+            // Last values are read beside the live subscription, never in front of it: a
+            // slow or unavailable JetStream must not delay a level change. Events from both
+            // paths are ordered per instance by the handler.
+            let (kept_tx, mut kept_rx) = mpsc::channel::<(String, Bytes)>(1024);
+            let mut reader = tokio::spawn(read_all(
+                me.conn.clone(),
+                subjects.clone(),
+                kept_tx.clone(),
+                me.stats.clone(),
+            ));
+            loop {
+                let (subject, payload) = tokio::select! {
+                    msg = live.next() => match msg {
+                        Some(msg) => (msg.subject.to_string(), msg.payload),
+                        None => break,
+                    },
+                    Some(kept) = kept_rx.recv() => kept,
+                    changed = connected.changed() => {
+                        if changed.is_err() {
+                            break;
+                        }
+                        reader.abort();
+                        reader = tokio::spawn(read_all(me.conn.clone(), subjects.clone(), kept_tx.clone(), me.stats.clone()));
+                        continue;
+                    }
+                    () = tx.closed() => break,
+                };
+                if let Some(e) = me.accept(&subject, &payload) {
+                    if tx.send(Delivery::new(e)).await.is_err() {
+                        break;
+                    }
+                }
+            }
+            reader.abort();
+        });
+        Ok((rx, stats))
+    }
+
+    /// Decodes and checks one message; counts and (rarely) logs what it rejects.
+    fn accept(&mut self, subject: &str, payload: &Bytes) -> Option<FeedbackEvent> {
+        self.stats.received.fetch_add(1, Relaxed);
+        let verdict = if payload.len() > self.conn.options.max_event_bytes {
+            self.stats.oversize.fetch_add(1, Relaxed);
+            Err(format!(
+                "{} bytes (limit {})",
+                payload.len(),
+                self.conn.options.max_event_bytes
+            ))
+        } else {
+            match decode(payload) {
+                Err(e) => {
+                    self.stats.decode_errors.fetch_add(1, Relaxed);
+                    Err(e.to_string())
+                }
+                Ok(e)
+                    if self.conn.subjects.coordinator_of(subject)
+                        != Some(e.coordinator_id.as_str())
+                        || !self.interest.wants(&e.coordinator_id) =>
+                {
+                    self.stats.invalid_subject.fetch_add(1, Relaxed);
+                    Err(format!(
+                        "event of coordinator {} on subject {subject}",
+                        e.coordinator_id
+                    ))
+                }
+                Ok(e) => Ok(e),
+            }
+        };
+        match verdict {
+            Ok(e) => {
+                self.stats.delivered.fetch_add(1, Relaxed);
+                Some(e)
+            }
+            Err(reason) => {
+                if let Some(suppressed) = self.bad_input.due() {
+                    tracing::warn!(%subject, %reason, suppressed, "Ignored a feedback message.");
+                }
+                None
+            }
+        }
+    }
+}
+
+/// Reads the kept events of every subject and queues them for checking.
+async fn read_all(
+    conn: NatsConnection,
+    subjects: Vec<String>,
+    out: mpsc::Sender<(String, Bytes)>,
+    stats: Arc<SubscriberStats>,
+) {
+    for s in subjects {
+        stats.state_reads.fetch_add(1, Relaxed);
+        match read_state(&conn, &s).await {
+            Ok(kept) => {
+                tracing::debug!(subject = %s, events = kept.len(), "Read last feedback values.");
+                for item in kept {
+                    if out.send(item).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            Err(error) => {
+                stats.state_errors.fetch_add(1, Relaxed);
+                tracing::warn!(%error, "Cannot read last feedback values; waiting for live events.");
+            }
+        }
+    }
+}
