@@ -256,6 +256,11 @@ impl RateCoordinator {
         Ok(self.get(provider)?.scale())
     }
 
+    /// A receiver that sees every change of `provider`'s scale (for metrics and observers).
+    pub fn watch_scale(&self, provider: &str) -> Result<tokio::sync::watch::Receiver<f64>, RateError> {
+        Ok(self.get(provider)?.watch_scale())
+    }
+
     /// `provider`'s last pressure level.
     pub fn pressure(&self, provider: &str) -> Result<BackpressureLevel, RateError> {
         Ok(self.get(provider)?.pressure())

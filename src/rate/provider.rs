@@ -99,6 +99,8 @@ pub(crate) struct Provider {
     pressure: Mutex<BackpressureLevel>,
     /// Bumped on every change that may let a waiter through sooner.
     changed: watch::Sender<u64>,
+    /// The current scale, for observers.
+    scale_tx: watch::Sender<f64>,
     pub(crate) granted: AtomicU64,
     pub(crate) acquire_wait: Histogram,
 }
@@ -122,6 +124,7 @@ impl Provider {
             gated: AtomicBool::new(false),
             pressure: Mutex::new(BackpressureLevel::Ok),
             changed: watch::Sender::new(0),
+            scale_tx: watch::Sender::new(1.0),
             granted: AtomicU64::new(0),
             acquire_wait: Histogram::new(),
         })
@@ -179,7 +182,14 @@ impl Provider {
         if scale > old {
             self.notify();
         }
+        if scale != old {
+            self.scale_tx.send_replace(scale);
+        }
         old
+    }
+
+    pub(crate) fn watch_scale(&self) -> watch::Receiver<f64> {
+        self.scale_tx.subscribe()
     }
 
     pub(crate) fn pressure(&self) -> BackpressureLevel {
