@@ -36,7 +36,11 @@ async fn bare_subscribers(url: &str, n: usize) -> mpsc::UnboundedReceiver<Instan
     let (tx, rx) = mpsc::unbounded_channel();
     for i in 0..n {
         let conn = connect(url, &format!("bare-{i}")).await;
-        let mut sub = conn.client.subscribe("bench.bare").await.expect("subscribe");
+        let mut sub = conn
+            .client
+            .subscribe("bench.bare")
+            .await
+            .expect("subscribe");
         conn.client.flush().await.expect("flush");
         let tx = tx.clone();
         tokio::spawn(async move {
@@ -80,7 +84,12 @@ async fn agents(url: &str, n: usize) -> mpsc::UnboundedReceiver<Instant> {
     rx
 }
 
-async fn collect(rx: &mut mpsc::UnboundedReceiver<Instant>, n: usize, t0: Instant, out: &mut Vec<Duration>) {
+async fn collect(
+    rx: &mut mpsc::UnboundedReceiver<Instant>,
+    n: usize,
+    t0: Instant,
+    out: &mut Vec<Duration>,
+) {
     for _ in 0..n {
         match timeout(Duration::from_secs(5), rx.recv()).await {
             Ok(Some(t)) => out.push(t.saturating_duration_since(t0)),
@@ -179,7 +188,9 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    println!("feedback latency, nats-server on loopback, {rounds} rounds after {WARMUP} warm-up (ms; ratio = p99 / bare p99)");
+    println!(
+        "feedback latency, nats-server on loopback, {rounds} rounds after {WARMUP} warm-up (ms; ratio = p99 / bare p99)"
+    );
     println!("| agents | path | p50 | p99 | p99.9 | ratio |");
     println!("|---|---|---|---|---|---|");
     runtime.block_on(async {

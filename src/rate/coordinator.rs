@@ -257,7 +257,10 @@ impl RateCoordinator {
     }
 
     /// A receiver that sees every change of `provider`'s scale (for metrics and observers).
-    pub fn watch_scale(&self, provider: &str) -> Result<tokio::sync::watch::Receiver<f64>, RateError> {
+    pub fn watch_scale(
+        &self,
+        provider: &str,
+    ) -> Result<tokio::sync::watch::Receiver<f64>, RateError> {
         Ok(self.get(provider)?.watch_scale())
     }
 

@@ -1,5 +1,5 @@
-//! Environment overrides: `MDP_FB_*`, `MDP_RATE_<PROVIDER>_*` and `MDS_*` written into the
-//! settings tree before it is typed.
+//! Environment overrides: `MDP_FB_*`, `MDP_RATE_<PROVIDER>_*`, `MDS_*` and `BACKFLOW_*`
+//! written into the settings tree before it is typed.
 
 use serde_yaml_ng::{Mapping, Value};
 
@@ -36,6 +36,9 @@ fn nested(rest: &str) -> Vec<String> {
 
 /// Maps one variable to a key path, or `None` if it is not ours.
 fn path_of(var: &str, tree: &Value) -> Result<Option<Vec<String>>, EnvError> {
+    if let Some(rest) = var.strip_prefix("BACKFLOW_") {
+        return Ok(Some(nested(rest)));
+    }
     if let Some(rest) = var.strip_prefix("MDS_") {
         let mut path = vec!["coordinator".to_owned()];
         path.extend(nested(rest));

@@ -9,6 +9,8 @@ use std::path::Path;
 use serde::Deserialize;
 use serde_yaml_ng::Value;
 
+use crate::bus::http::{HttpEmitterConfig, HttpReceiverConfig};
+use crate::bus::nats::NatsOptions;
 use crate::coordinator::CoordinatorConfig;
 use crate::event::CoordinatorId;
 use crate::feedback::{FleetConfig, HysteresisConfig, HysteresisPolicy, Policy, StepPolicy};
@@ -101,6 +103,16 @@ impl RateSettings {
     }
 }
 
+/// The HTTP transport (`http:`).
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSettings {
+    /// The agent's `POST /feedback` receiver.
+    pub receiver: HttpReceiverConfig,
+    /// The store's emitter (used when `urls` is not empty).
+    pub emitter: HttpEmitterConfig,
+}
+
 /// Everything configurable, for every binary. Every field has a default.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -111,6 +123,10 @@ pub struct Settings {
     pub rate_coordinator: RateSettings,
     /// The store's write coordinator.
     pub coordinator: CoordinatorConfig,
+    /// The NATS connection and subjects, for every component.
+    pub nats: NatsOptions,
+    /// The HTTP transport.
+    pub http: HttpSettings,
 }
 
 /// Settings that could not be loaded.
@@ -243,6 +259,19 @@ impl Settings {
                     format!("must be within [0, 1], got {v}"),
                 ));
             }
+        }
+        self.nats
+            .validate()
+            .map_err(|(k, r)| SettingsError::invalid(format!("nats.{k}"), r))?;
+        self.http
+            .receiver
+            .validate()
+            .map_err(|e| SettingsError::invalid(format!("http.receiver.{}", e.key), e.reason))?;
+        if !self.http.emitter.urls.is_empty() {
+            self.http
+                .emitter
+                .validate()
+                .map_err(|e| SettingsError::invalid(format!("http.emitter.{}", e.key), e.reason))?;
         }
         let providers = &self.rate_coordinator.providers;
         if fb.enable_feedback

@@ -124,3 +124,34 @@ fn empty_input_gives_defaults() {
     let s = Settings::parse("", "none".into(), vec![]).unwrap();
     assert_eq!(s, Settings::default());
 }
+
+#[test]
+fn transport_settings_come_from_the_file_and_backflow_variables() {
+    let s = Settings::parse(
+        "nats:\n  servers: [nats://a:4222, nats://b:4222]\n  user: agent\n  password: from-file\n",
+        "t".into(),
+        vars(&[
+            ("BACKFLOW_NATS__PASSWORD", "from-env"),
+            ("BACKFLOW_NATS__PREFIX", "md.eu"),
+            ("BACKFLOW_HTTP__RECEIVER__TOKEN", "s3cret"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(s.nats.servers.len(), 2);
+    assert_eq!(
+        s.nats.password.as_ref().map(|p| p.expose()),
+        Some("from-env")
+    );
+    assert_eq!(s.nats.prefix, "md.eu");
+    assert_eq!(s.http.receiver.token.as_deref(), Some("s3cret"));
+    assert!(
+        !format!("{:?}", s.nats).contains("from-env"),
+        "secrets are not printed"
+    );
+    let e = error_of("nats:\n  token: t\n  user: u\n  password: p\n", &[]);
+    assert!(e.contains("nats.user/token"), "{e}");
+    let e = error_of("", &[("BACKFLOW_NATS__PREFIX", "a b")]);
+    assert!(e.contains("nats.prefix"), "{e}");
+    let e = error_of("", &[("BACKFLOW_HTTP__EMITTER__URLS", "[ftp://x]")]);
+    assert!(e.contains("http.emitter"), "{e}");
+}
