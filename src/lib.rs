@@ -11,6 +11,8 @@
 //! - [`feedback`]: [`FeedbackHandler`](feedback::FeedbackHandler) and the policies that turn
 //!   the fleet's events into scales.
 //! - [`bus`]: the transport trait and the in-process bus.
+//! - [`metrics`]: Prometheus metrics through opentelemetry.
+//! - [`bridge`]: the metrics bridge's fleet view.
 //! - [`settings`]: YAML configuration with environment overrides.
 //! - [`demo`]: the embedded one-process demo.
 //! - [`breaker`], [`clock`], [`histogram`]: small shared parts.
@@ -19,6 +21,7 @@
 #![warn(missing_docs, unreachable_pub, rust_2018_idioms)]
 
 pub mod breaker;
+pub mod bridge;
 pub mod bus;
 pub mod clock;
 pub mod coordinator;
@@ -26,5 +29,6 @@ pub mod demo;
 pub mod event;
 pub mod feedback;
 pub mod histogram;
+pub mod metrics;
 pub mod rate;
 pub mod settings;

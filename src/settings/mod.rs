@@ -9,11 +9,13 @@ use std::path::Path;
 use serde::Deserialize;
 use serde_yaml_ng::Value;
 
+use crate::bridge::BridgeConfig;
 use crate::bus::http::{HttpEmitterConfig, HttpReceiverConfig};
 use crate::bus::nats::NatsOptions;
 use crate::coordinator::CoordinatorConfig;
 use crate::event::CoordinatorId;
 use crate::feedback::{FleetConfig, HysteresisConfig, HysteresisPolicy, Policy, StepPolicy};
+use crate::metrics::MetricsConfig;
 use crate::rate::{ProviderConfig, RateCoordinator, RateError};
 
 pub use env::EnvError;
@@ -127,6 +129,10 @@ pub struct Settings {
     pub nats: NatsOptions,
     /// The HTTP transport.
     pub http: HttpSettings,
+    /// Where `/metrics` is served.
+    pub metrics: MetricsConfig,
+    /// The metrics bridge.
+    pub bridge: BridgeConfig,
 }
 
 /// Settings that could not be loaded.

@@ -1,4 +1,4 @@
-//! The `backflow` command: the embedded demo (and, later, operator tools).
+//! `backflow demo`: the embedded one-process demo with live progress.
 
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
@@ -6,21 +6,7 @@ use std::time::Duration;
 use anyhow::Result;
 use backflow::demo::{self, DemoConfig};
 use backflow::settings::PolicyKind;
-use clap::{Parser, Subcommand, ValueEnum};
-
-#[derive(Parser)]
-#[command(version, about = "Closed-loop backpressure for market-data pipelines")]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Run a store and several agents in this process on the in-process bus, with a sink of
-    /// limited capacity, and show the loop at work. Needs no external service.
-    Demo(DemoArgs),
-}
+use clap::ValueEnum;
 
 #[derive(Clone, Copy, ValueEnum)]
 enum PolicyArg {
@@ -33,7 +19,7 @@ enum PolicyArg {
 }
 
 #[derive(clap::Args)]
-struct DemoArgs {
+pub(crate) struct DemoArgs {
     /// Number of agents.
     #[arg(long, default_value_t = 4)]
     agents: usize,
@@ -54,20 +40,7 @@ struct DemoArgs {
     policy: PolicyArg,
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    match Cli::parse().command {
-        Command::Demo(args) => run_demo(args).await,
-    }
-}
-
-async fn run_demo(args: DemoArgs) -> Result<()> {
+pub(crate) async fn run(args: DemoArgs) -> Result<()> {
     anyhow::ensure!(args.agents > 0, "--agents must be at least 1");
     anyhow::ensure!(
         args.duration > 0.0 && args.duration.is_finite(),

@@ -1,0 +1,34 @@
+//! The `backflow` command: the embedded demo and operator tools. Each subcommand lives in its
+//! own file and calls into the library.
+
+mod demo;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(version, about = "Closed-loop backpressure for market-data pipelines")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a store and several agents in this process on the in-process bus, with a sink of
+    /// limited capacity, and show the loop at work. Needs no external service.
+    Demo(demo::DemoArgs),
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Demo(args) => demo::run(args).await,
+    }
+}
