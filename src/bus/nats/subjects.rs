@@ -12,6 +12,9 @@ use super::NatsError;
 /// | all feedback | `<prefix>.feedback.>` |
 /// | last-value stream | `<PREFIX>_FEEDBACK` (prefix upper-cased, `.` → `_`) |
 /// | fleet metrics per coordinator | `<prefix>.metrics.<coordinator_id>` |
+/// | rows for one coordinator | `<prefix>.writes.<coordinator_id>` |
+/// | write stream | `<PREFIX>_WRITES` (work-queue retention) |
+/// | write consumer of one coordinator (durable, shared by its pods) | `store-<coordinator_id>` |
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subjects {
     prefix: String,
@@ -65,6 +68,35 @@ impl Subjects {
         format!("{}.metrics.{coordinator}", self.prefix)
     }
 
+    /// Where agents publish rows for `coordinator`.
+    pub fn writes(&self, coordinator: &CoordinatorId) -> String {
+        format!("{}.writes.{coordinator}", self.prefix)
+    }
+
+    /// Every coordinator's rows.
+    pub fn all_writes(&self) -> String {
+        format!("{}.writes.>", self.prefix)
+    }
+
+    /// The coordinator id a write subject names, if it is one of ours.
+    pub fn coordinator_of_write<'a>(&self, subject: &'a str) -> Option<&'a str> {
+        subject
+            .strip_prefix(self.prefix.as_str())?
+            .strip_prefix(".writes.")
+            .filter(|id| validate_token(id).is_ok())
+    }
+
+    /// The work-queue stream holding rows until a store commits them.
+    pub fn write_stream(&self) -> String {
+        format!("{}_WRITES", self.stream_base())
+    }
+
+    /// The durable pull consumer shared by every store pod of `coordinator` (the name KEDA's
+    /// nats-jetstream trigger points at).
+    pub fn write_consumer(&self, coordinator: &CoordinatorId) -> String {
+        format!("store-{coordinator}")
+    }
+
     /// The prefix as a stream-name stem (`backflow.eu` → `BACKFLOW_EU`).
     pub fn stream_base(&self) -> String {
         self.prefix.replace('.', "_").to_ascii_uppercase()
@@ -82,6 +114,10 @@ mod tests {
         assert_eq!(s.feedback(&id), "md.eu.feedback.store-1");
         assert_eq!(s.all_feedback(), "md.eu.feedback.>");
         assert_eq!(s.state_stream(), "MD_EU_FEEDBACK");
+        assert_eq!(s.writes(&id), "md.eu.writes.store-1");
+        assert_eq!(s.write_stream(), "MD_EU_WRITES");
+        assert_eq!(s.write_consumer(&id), "store-store-1");
+        assert_eq!(s.coordinator_of_write("md.eu.writes.store-1"), Some("store-1"));
         assert_eq!(s.coordinator_of("md.eu.feedback.store-1"), Some("store-1"));
         assert_eq!(s.coordinator_of("md.eu.feedback.a.b"), None);
         assert_eq!(s.coordinator_of("other.feedback.a"), None);
