@@ -14,12 +14,17 @@
 //! - [`metrics`]: Prometheus metrics through opentelemetry.
 //! - [`bridge`]: the metrics bridge's fleet view.
 //! - [`settings`]: YAML configuration with environment overrides.
+//! - [`market`]: bars and the sources agents produce them from (synthetic, CSV).
+//! - [`store`]: the store node: JetStream consumer → write coordinator → database, with acks.
+//! - [`agent`]: the pipeline agent: sources → rate limits → JetStream, obeying feedback.
 //! - [`demo`]: the embedded one-process demo.
+//! - [`process`]: logging and shutdown signals for the binaries.
 //! - [`breaker`], [`clock`], [`histogram`]: small shared parts.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub, rust_2018_idioms)]
 
+pub mod agent;
 pub mod breaker;
 pub mod bridge;
 pub mod bus;
@@ -29,6 +34,9 @@ pub mod demo;
 pub mod event;
 pub mod feedback;
 pub mod histogram;
+pub mod market;
 pub mod metrics;
+pub mod process;
 pub mod rate;
 pub mod settings;
+pub mod store;

@@ -122,3 +122,25 @@ impl FeedbackPublisher for Discard {
         Ok(())
     }
 }
+
+/// Publishes every event on several transports (e.g. NATS and HTTP); fails if any fails,
+/// after trying all.
+#[derive(Clone, Default)]
+pub struct Fanout(pub Vec<std::sync::Arc<dyn FeedbackPublisher>>);
+
+#[async_trait]
+impl FeedbackPublisher for Fanout {
+    async fn publish(&self, event: &FeedbackEvent) -> Result<(), BusError> {
+        let mut errors = Vec::new();
+        for p in &self.0 {
+            if let Err(e) = p.publish(event).await {
+                errors.push(e.0);
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(BusError(errors.join("; ")))
+        }
+    }
+}

@@ -315,6 +315,12 @@ impl<T: Send + Sync + 'static> WriteCoordinator<T> {
         shared.queue.set_external(n, &shared.stats);
     }
 
+    /// Waits until the in-memory queue has a free slot (or the coordinator closed). For
+    /// feeders that pull work only when there is room for it.
+    pub async fn wait_for_room(&self) {
+        self.inner.shared.queue.wait_for_space().await;
+    }
+
     /// Free slots in the in-memory queue.
     pub fn free_capacity(&self) -> u64 {
         let q = self.inner.shared.queue.snapshot();

@@ -95,7 +95,7 @@ impl CoordinatorStats {
 ///
 /// Every accepted item ends in exactly one of: written, dead-lettered (by reason), dropped (by
 /// reason), or still queued / in flight: see [`StatsSnapshot::unaccounted`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 pub struct StatsSnapshot {
     /// Items taken into the queue.
     pub accepted: u64,

@@ -9,14 +9,19 @@ use std::path::Path;
 use serde::Deserialize;
 use serde_yaml_ng::Value;
 
+use crate::agent::AgentConfig;
 use crate::bridge::BridgeConfig;
 use crate::bus::http::{HttpEmitterConfig, HttpReceiverConfig};
 use crate::bus::nats::NatsOptions;
 use crate::coordinator::CoordinatorConfig;
 use crate::event::CoordinatorId;
-use crate::feedback::{FleetConfig, HysteresisConfig, HysteresisPolicy, Policy, StepPolicy};
+use crate::feedback::{
+    FleetConfig, HysteresisConfig, HysteresisPolicy, Policy, StepPolicy, TargetDepthConfig,
+    TargetDepthPolicy,
+};
 use crate::metrics::MetricsConfig;
 use crate::rate::{ProviderConfig, RateCoordinator, RateError};
+use crate::store::StoreConfig;
 
 pub use env::EnvError;
 
@@ -24,8 +29,10 @@ pub use env::EnvError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PolicyKind {
-    /// [`HysteresisPolicy`]: the default.
+    /// [`TargetDepthPolicy`]: the default; holds the queue at a target depth.
     #[default]
+    TargetDepth,
+    /// [`HysteresisPolicy`]: level ceilings, dwell and gradual ramp.
     Hysteresis,
     /// [`StepPolicy`]: the seed's fixed map.
     Step,
@@ -47,6 +54,8 @@ pub struct FeedbackSettings {
     pub step: StepPolicy,
     /// Settings of the hysteresis policy.
     pub hysteresis: HysteresisConfig,
+    /// Settings of the target-depth policy.
+    pub target_depth: TargetDepthConfig,
     /// Ordering, staleness and expiry of events.
     pub fleet: FleetConfig,
 }
@@ -60,6 +69,7 @@ impl Default for FeedbackSettings {
             policy: PolicyKind::default(),
             step: StepPolicy::default(),
             hysteresis: HysteresisConfig::default(),
+            target_depth: TargetDepthConfig::default(),
             fleet: FleetConfig::default(),
         }
     }
@@ -69,6 +79,9 @@ impl FeedbackSettings {
     /// The configured policy; `seed` spreads agents' jitter apart.
     pub fn build_policy(&self, seed: u64) -> Box<dyn Policy> {
         match self.policy {
+            PolicyKind::TargetDepth => {
+                Box::new(TargetDepthPolicy::new(self.target_depth.clone(), seed))
+            }
             PolicyKind::Hysteresis => {
                 Box::new(HysteresisPolicy::new(self.hysteresis.clone(), seed))
             }
@@ -133,6 +146,10 @@ pub struct Settings {
     pub metrics: MetricsConfig,
     /// The metrics bridge.
     pub bridge: BridgeConfig,
+    /// The store node.
+    pub store: StoreConfig,
+    /// The pipeline agent.
+    pub agent: AgentConfig,
 }
 
 /// Settings that could not be loaded.
@@ -251,6 +268,9 @@ impl Settings {
         fb.hysteresis
             .validate()
             .map_err(|(k, r)| SettingsError::invalid(format!("feedback.hysteresis.{k}"), r))?;
+        fb.target_depth
+            .validate()
+            .map_err(|(k, r)| SettingsError::invalid(format!("feedback.target_depth.{k}"), r))?;
         fb.fleet
             .validate()
             .map_err(|(k, r)| SettingsError::invalid(format!("feedback.fleet.{k}"), r))?;
@@ -266,6 +286,12 @@ impl Settings {
                 ));
             }
         }
+        self.agent
+            .validate()
+            .map_err(|(k, r)| SettingsError::invalid(format!("agent.{k}"), r))?;
+        self.store
+            .validate()
+            .map_err(|(k, r)| SettingsError::invalid(format!("store.{k}"), r))?;
         self.nats
             .validate()
             .map_err(|(k, r)| SettingsError::invalid(format!("nats.{k}"), r))?;

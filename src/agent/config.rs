@@ -1,0 +1,151 @@
+//! The agent's settings (`agent:`).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use crate::event::CoordinatorId;
+use crate::market::{BarSource, CsvError, CsvSource, SyntheticSource};
+
+/// Where one provider's bars come from.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SourceConfig {
+    /// Random-walk bars for a set of symbols.
+    Synthetic {
+        /// Symbols, produced round-robin.
+        #[serde(default = "default_symbols")]
+        symbols: Vec<String>,
+        /// Bar length in milliseconds (each symbol's timestamps advance by this).
+        #[serde(default = "default_interval")]
+        interval_ms: i64,
+        /// First bar's timestamp (default: the agent's start, rounded to the interval).
+        #[serde(default)]
+        start_ms: Option<i64>,
+        /// Random seed (default: from the agent's name).
+        #[serde(default)]
+        seed: Option<u64>,
+    },
+    /// Replay of a CSV file (`symbol,timestamp,open,high,low,close,volume`).
+    Csv {
+        /// The file.
+        path: PathBuf,
+    },
+}
+
+fn default_symbols() -> Vec<String> {
+    ["AAPL", "MSFT", "NVDA", "ESZ6", "EURUSD"]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect()
+}
+
+fn default_interval() -> i64 {
+    60_000
+}
+
+impl Default for SourceConfig {
+    fn default() -> Self {
+        Self::Synthetic {
+            symbols: default_symbols(),
+            interval_ms: default_interval(),
+            start_ms: None,
+            seed: None,
+        }
+    }
+}
+
+impl SourceConfig {
+    /// Opens the source; its bars carry `source` as their source.
+    pub fn open(
+        &self,
+        source: &str,
+        now_ms: i64,
+        seed: u64,
+    ) -> Result<Box<dyn BarSource>, CsvError> {
+        Ok(match self {
+            Self::Synthetic {
+                symbols,
+                interval_ms,
+                start_ms,
+                seed: fixed,
+            } => {
+                let interval = (*interval_ms).max(1);
+                let start = start_ms.unwrap_or(now_ms - now_ms.rem_euclid(interval));
+                Box::new(SyntheticSource::new(
+                    source,
+                    symbols,
+                    start,
+                    interval,
+                    fixed.unwrap_or(seed),
+                ))
+            }
+            Self::Csv { path } => Box::new(CsvSource::open(path, source)?),
+        })
+    }
+}
+
+/// How the agent produces and publishes.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentConfig {
+    /// The coordinator whose write subject rows go to.
+    pub coordinator_id: CoordinatorId,
+    /// This agent's name, part of every row's `source` (`<provider>:<name>`); default: the
+    /// host name with a random suffix.
+    pub name: Option<String>,
+    /// One source per provider of `rate_coordinator.providers` (default: synthetic bars for
+    /// every provider).
+    pub sources: BTreeMap<String, SourceConfig>,
+    /// Publishes awaiting their acknowledgement at once.
+    pub max_in_flight: usize,
+    /// How long to wait for a publish acknowledgement before retrying, milliseconds.
+    pub publish_timeout_ms: u64,
+    /// Delay before a failed publish is retried, milliseconds.
+    pub retry_delay_ms: u64,
+    /// How long shutdown waits for outstanding acknowledgements, milliseconds.
+    pub drain_timeout_ms: u64,
+    /// Stop each provider after this many rows (replays, tests, benchmarks).
+    pub max_rows: Option<u64>,
+    /// Append `source,symbol,ts_ms` of every acknowledged row to this file (an audit trail
+    /// of what the stream accepted).
+    pub ack_log: Option<PathBuf>,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        Self {
+            coordinator_id: CoordinatorId::default(),
+            name: None,
+            sources: BTreeMap::new(),
+            max_in_flight: 256,
+            publish_timeout_ms: 5_000,
+            retry_delay_ms: 200,
+            drain_timeout_ms: 10_000,
+            max_rows: None,
+            ack_log: None,
+        }
+    }
+}
+
+impl AgentConfig {
+    /// Checks ranges, naming the offending key.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        if self.max_in_flight == 0 {
+            return Err(("max_in_flight", "must be at least 1".into()));
+        }
+        if self.publish_timeout_ms == 0 {
+            return Err(("publish_timeout_ms", "must be at least 1".into()));
+        }
+        if let Some(name) = &self.name {
+            if name.is_empty()
+                || name.len() > 48
+                || name.chars().any(|c| c.is_control() || c == ',')
+            {
+                return Err(("name", "1..=48 printable characters, no commas".into()));
+            }
+        }
+        Ok(())
+    }
+}

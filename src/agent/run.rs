@@ -1,0 +1,231 @@
+//! `run`: the whole agent, from its sources through the rate limits to the write stream.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use async_nats::jetstream;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::publisher::RowPublisher;
+use crate::bus::Interest;
+use crate::bus::nats::{NatsError, NatsSubscriber};
+use crate::clock::WallClock;
+use crate::event::InstanceId;
+use crate::feedback::{FeedbackHandler, HandlerStats};
+use crate::market::CsvError;
+use crate::rate::{RateCoordinator, RateError};
+use crate::settings::Settings;
+
+/// Why the agent could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// Invalid settings.
+    #[error("invalid agent setting {0}: {1}")]
+    Config(String, String),
+    /// NATS could not be set up.
+    #[error(transparent)]
+    Nats(#[from] NatsError),
+    /// A provider could not be registered or found.
+    #[error(transparent)]
+    Rate(#[from] RateError),
+    /// A replay file is unusable.
+    #[error(transparent)]
+    Csv(#[from] CsvError),
+    /// The ack log cannot be opened.
+    #[error("ack log {0}: {1}")]
+    AckLog(String, std::io::Error),
+}
+
+/// What an agent did, reported when it stops.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AgentReport {
+    /// The agent's name.
+    pub name: String,
+    /// Rows produced by the sources.
+    pub produced: u64,
+    /// Rows the write stream acknowledged.
+    pub acked: u64,
+    /// Publish attempts that failed and were retried.
+    pub retries: u64,
+    /// Rows still unacknowledged when the drain timed out.
+    pub unacked: u64,
+    /// Lowest scale feedback applied.
+    pub min_scale: f64,
+    /// Scale changes applied by feedback.
+    pub adjustments: u64,
+}
+
+/// Runs an agent until `shutdown` (or until every source is exhausted or reached
+/// `agent.max_rows`), then waits up to `agent.drain_timeout_ms` for outstanding
+/// acknowledgements.
+pub async fn run(
+    settings: Settings,
+    shutdown: impl Future<Output = ()>,
+) -> Result<AgentReport, AgentError> {
+    let config = &settings.agent;
+    config
+        .validate()
+        .map_err(|(k, r)| AgentError::Config(format!("agent.{k}"), r))?;
+    if settings.rate_coordinator.providers.is_empty() {
+        return Err(AgentError::Config(
+            "rate_coordinator.providers".into(),
+            "an agent needs at least one provider".into(),
+        ));
+    }
+    for p in config.sources.keys() {
+        if !settings.rate_coordinator.providers.contains_key(p) {
+            return Err(AgentError::Config(
+                format!("agent.sources.{p}"),
+                "no such provider in rate_coordinator.providers".into(),
+            ));
+        }
+    }
+    let name = config
+        .name
+        .clone()
+        .unwrap_or_else(|| InstanceId::generate().to_string());
+    let rate = settings.rate_coordinator.build()?;
+    let conn = settings.nats.connect("backflow-agent").await?;
+    let stop = CancellationToken::new();
+    let mut tasks = JoinSet::new();
+
+    let handler_stats = if settings.feedback.enable_feedback {
+        Some(start_feedback(&settings, &rate, &conn, &stop, &mut tasks, &name).await?)
+    } else {
+        tracing::info!("Feedback disabled: running at base rates.");
+        None
+    };
+    let min_scale = Arc::new(AtomicU64::new(1.0f64.to_bits()));
+    for provider in rate.provider_names() {
+        let mut scale = rate.watch_scale(&provider)?;
+        let (min_scale, stop) = (min_scale.clone(), stop.clone());
+        tasks.spawn(async move {
+            while let Some(Ok(())) = stop.run_until_cancelled(scale.changed()).await {
+                let s = *scale.borrow_and_update();
+                min_scale.fetch_min(s.to_bits(), Relaxed); // non-negative floats order as bits
+            }
+        });
+    }
+
+    let log = match &config.ack_log {
+        Some(path) => Some(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| AgentError::AckLog(path.display().to_string(), e))?,
+        ),
+        None => None,
+    };
+    let js = jetstream::ContextBuilder::new()
+        .timeout(Duration::from_millis(config.publish_timeout_ms))
+        .build(conn.client.clone());
+    let mut publisher = RowPublisher::new(
+        js,
+        conn.subjects.writes(&config.coordinator_id),
+        Duration::from_millis(config.publish_timeout_ms),
+        Duration::from_millis(config.retry_delay_ms),
+        config.max_in_flight,
+        log,
+    );
+
+    let (tx, mut rx) = mpsc::channel(config.max_in_flight);
+    let produced = Arc::new(AtomicU64::new(0));
+    let now_ms = WallClock::new().now_ms() as i64;
+    let mut producers = JoinSet::new();
+    for (i, provider) in rate.provider_names().into_iter().enumerate() {
+        let source_config = config.sources.get(&provider).cloned().unwrap_or_default();
+        let seed = fastrand::u64(..) ^ i as u64;
+        let mut source = source_config.open(&format!("{provider}:{name}"), now_ms, seed)?;
+        let (rate, tx, stop, produced) = (rate.clone(), tx.clone(), stop.clone(), produced.clone());
+        let limit = config.max_rows.unwrap_or(u64::MAX);
+        producers.spawn(async move {
+            let mut n = 0;
+            while n < limit {
+                match stop.run_until_cancelled(rate.acquire(&provider, 1)).await {
+                    Some(Ok(())) => {}
+                    Some(Err(error)) => {
+                        tracing::error!(%error, provider, "Cannot acquire.");
+                        break;
+                    }
+                    None => break,
+                }
+                let Some(bar) = source.next_bar() else { break };
+                if tx.send(bar).await.is_err() {
+                    break;
+                }
+                n += 1;
+                produced.fetch_add(1, Relaxed);
+            }
+        });
+    }
+    drop(tx);
+    tracing::info!(%name, providers = ?rate.provider_names(), "Agent running.");
+
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            bar = rx.recv() => match bar {
+                Some(bar) => publisher.push(bar).await,
+                None => break, // every source is done
+            },
+            () = &mut shutdown => {
+                tracing::info!("Agent stopping: draining acknowledgements.");
+                break;
+            }
+        }
+    }
+    stop.cancel();
+    while producers.join_next().await.is_some() {}
+    let deadline = Instant::now() + Duration::from_millis(config.drain_timeout_ms);
+    while let Ok(bar) = rx.try_recv() {
+        publisher.push(bar).await;
+    }
+    publisher.drain(deadline).await;
+    tasks.shutdown().await;
+    let stats = publisher.stats;
+    Ok(AgentReport {
+        name,
+        produced: produced.load(Relaxed),
+        acked: stats.acked,
+        retries: stats.retries,
+        unacked: stats.unacked,
+        min_scale: f64::from_bits(min_scale.load(Relaxed)),
+        adjustments: handler_stats.map_or(0, |s| s.adjustments.load(Relaxed)),
+    })
+}
+
+async fn start_feedback(
+    settings: &Settings,
+    rate: &RateCoordinator,
+    conn: &crate::bus::nats::NatsConnection,
+    stop: &CancellationToken,
+    tasks: &mut JoinSet<()>,
+    name: &str,
+) -> Result<Arc<HandlerStats>, AgentError> {
+    let fb = &settings.feedback;
+    let (subscription, _stats) =
+        NatsSubscriber::start(conn, Interest::of(fb.coordinators.iter().cloned())).await?;
+    let seed = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    let handler = FeedbackHandler::new(
+        rate.clone(),
+        fb.providers(rate),
+        fb.build_policy(seed),
+        fb.fleet.clone(),
+    )?;
+    let stats = handler.stats();
+    tasks.spawn({
+        let stop = stop.clone();
+        async move {
+            handler.run(subscription, stop.cancelled_owned()).await;
+        }
+    });
+    Ok(stats)
+}

@@ -1,0 +1,97 @@
+//! The store's settings (`store:`).
+
+use serde::Deserialize;
+
+use super::sink::{SinkConfig, ThrottleConfig};
+
+/// The write stream's limits (`store.stream:`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WriteStreamConfig {
+    /// Largest size in bytes (-1: unlimited). When full, agents' publishes are refused (and
+    /// retried): rows are never discarded to make room.
+    pub max_bytes: i64,
+    /// Oldest row kept, milliseconds (0: unlimited).
+    pub max_age_ms: u64,
+    /// Replicas (3 in a 3-node cluster).
+    pub replicas: usize,
+    /// Window in which a re-published row (same message id) is stored once, milliseconds.
+    pub duplicate_window_ms: u64,
+}
+
+impl Default for WriteStreamConfig {
+    fn default() -> Self {
+        Self {
+            max_bytes: -1,
+            max_age_ms: 0,
+            replicas: 1,
+            duplicate_window_ms: 120_000,
+        }
+    }
+}
+
+/// How the store pulls, writes and acknowledges.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// The database.
+    pub sink: SinkConfig,
+    /// A throttle in front of it, for experiments.
+    pub throttle: ThrottleConfig,
+    /// Most messages requested per pull (never more than the queue's free room).
+    pub fetch_batch: usize,
+    /// How long one pull waits for messages, milliseconds.
+    pub fetch_expires_ms: u64,
+    /// Time the server waits for an acknowledgement before redelivering, milliseconds.
+    /// Longer than the worst batch write including retries.
+    pub ack_wait_ms: u64,
+    /// Deliveries per message before the server gives up (-1: unlimited).
+    pub max_deliver: i64,
+    /// How often the consumer's pending count is read into the backlog, milliseconds.
+    pub backlog_poll_ms: u64,
+    /// How long SIGTERM waits for the queue to drain, milliseconds.
+    pub drain_timeout_ms: u64,
+    /// Delay before a row handed back after exhausted retries is redelivered, milliseconds.
+    pub redeliver_delay_ms: u64,
+    /// The write stream.
+    pub stream: WriteStreamConfig,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            sink: SinkConfig::default(),
+            throttle: ThrottleConfig::default(),
+            fetch_batch: 500,
+            fetch_expires_ms: 100,
+            ack_wait_ms: 60_000,
+            max_deliver: -1,
+            backlog_poll_ms: 500,
+            drain_timeout_ms: 30_000,
+            redeliver_delay_ms: 1_000,
+            stream: WriteStreamConfig::default(),
+        }
+    }
+}
+
+impl StoreConfig {
+    /// Checks ranges, naming the offending key.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        let positive = [
+            ("fetch_batch", self.fetch_batch as u64),
+            ("fetch_expires_ms", self.fetch_expires_ms),
+            ("ack_wait_ms", self.ack_wait_ms),
+            ("backlog_poll_ms", self.backlog_poll_ms),
+            ("stream.replicas", self.stream.replicas as u64),
+        ];
+        for (key, v) in positive {
+            if v == 0 {
+                return Err((key, "must be at least 1".into()));
+            }
+        }
+        if !(self.throttle.rows_per_sec >= 0.0 && self.throttle.rows_per_sec.is_finite()) {
+            return Err(("throttle.rows_per_sec", "must be >= 0".into()));
+        }
+        Ok(())
+    }
+}

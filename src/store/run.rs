@@ -1,0 +1,225 @@
+//! `run`: the whole store node, from its consumer to the database and back to the agents.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use async_nats::jetstream::AckKind;
+use async_nats::jetstream::consumer::PullConsumer;
+use futures_util::StreamExt;
+use tokio::time::sleep;
+
+use super::pending::{AckStats, Acking, Pending, Redeliver};
+use super::sink::{SinkSetupError, build_sink};
+use super::stream::{ensure_write_consumer, ensure_write_stream};
+use crate::bus::http::HttpPublisher;
+use crate::bus::nats::{NatsConnection, NatsError, NatsPublisher, ensure_state_stream};
+use crate::bus::{Fanout, FeedbackPublisher};
+use crate::coordinator::{ConfigError, StatsSnapshot, WriteCoordinator};
+use crate::market::Bar;
+use crate::settings::Settings;
+
+/// Why the store could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Invalid settings.
+    #[error("invalid store setting {0}: {1}")]
+    Config(&'static str, String),
+    /// NATS could not be set up.
+    #[error(transparent)]
+    Nats(#[from] NatsError),
+    /// The database could not be set up.
+    #[error(transparent)]
+    Sink(#[from] SinkSetupError),
+    /// The coordinator configuration is invalid.
+    #[error(transparent)]
+    Coordinator(#[from] ConfigError),
+    /// The HTTP emitter could not be built.
+    #[error("http emitter: {0}")]
+    Http(String),
+}
+
+/// What a store did, reported when it stops.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StoreReport {
+    /// Messages received from the consumer.
+    pub received: u64,
+    /// Messages that were not bars (dead-lettered and terminated).
+    pub poison: u64,
+    /// Messages acknowledged after their rows were committed.
+    pub acked: u64,
+    /// Messages handed back for redelivery.
+    pub redelivered: u64,
+    /// Whether the queue drained before the timeout.
+    pub drained: bool,
+    /// The write coordinator's counters.
+    pub stats: StatsSnapshot,
+}
+
+/// Runs a store node until `shutdown`, then drains: stops pulling, writes and acknowledges
+/// what is queued (up to `store.drain_timeout_ms`), hands the rest back for redelivery, and
+/// says goodbye to the agents.
+pub async fn run(
+    settings: Settings,
+    shutdown: impl Future<Output = ()>,
+) -> Result<StoreReport, StoreError> {
+    let config = &settings.store;
+    config
+        .validate()
+        .map_err(|(k, r)| StoreError::Config(k, r))?;
+    let id = settings.coordinator.coordinator_id.clone();
+    let conn = settings.nats.connect("backflow-store").await?;
+    if let Err(error) = ensure_state_stream(&conn).await {
+        tracing::warn!(%error, "Last-value stream unavailable; agents will learn levels from live events only.");
+    }
+    ensure_write_stream(&conn, &config.stream).await?;
+    let consumer = ensure_write_consumer(&conn, &id, config).await?;
+    let sink = build_sink::<Pending>(&config.sink, &config.throttle).await?;
+    let acks = Arc::new(AckStats::default());
+    let coordinator = WriteCoordinator::builder(
+        settings.coordinator.clone(),
+        Arc::new(Acking {
+            inner: sink,
+            stats: acks.clone(),
+        }),
+    )
+    .dead_letter(Arc::new(Redeliver {
+        client: conn.client.clone(),
+        dead_subject: format!("{}.deadletter.{id}", conn.subjects.prefix()),
+        delay: Duration::from_millis(config.redeliver_delay_ms),
+        stats: acks.clone(),
+    }))
+    .publisher(publisher(&settings, &conn)?)
+    .start()?;
+    tracing::info!(coordinator_id = %id, consumer = %conn.subjects.write_consumer(&id), "Store running.");
+
+    let backlog = tokio::spawn(poll_backlog(
+        consumer.clone(),
+        coordinator.clone(),
+        Duration::from_millis(config.backlog_poll_ms),
+    ));
+    let counters = PullCounters::default();
+    tokio::pin!(shutdown);
+    tokio::select! {
+        () = pull(&consumer, &coordinator, &conn, &settings, &counters) => {}
+        () = &mut shutdown => tracing::info!("Store stopping: draining."),
+    }
+    backlog.abort();
+    let stopped = coordinator
+        .stop(true, Duration::from_millis(config.drain_timeout_ms))
+        .await;
+    let _ = conn.client.flush().await;
+    Ok(StoreReport {
+        received: counters.received.load(Relaxed),
+        poison: counters.poison.load(Relaxed),
+        acked: acks.acked.load(Relaxed),
+        redelivered: acks.redelivered.load(Relaxed),
+        drained: stopped.drained,
+        stats: stopped.stats,
+    })
+}
+
+fn publisher(
+    settings: &Settings,
+    conn: &NatsConnection,
+) -> Result<Arc<dyn FeedbackPublisher>, StoreError> {
+    let nats: Arc<dyn FeedbackPublisher> = Arc::new(NatsPublisher::new(conn));
+    if settings.http.emitter.urls.is_empty() {
+        return Ok(nats);
+    }
+    let http =
+        HttpPublisher::new(&settings.http.emitter).map_err(|e| StoreError::Http(e.to_string()))?;
+    Ok(Arc::new(Fanout(vec![nats, Arc::new(http)])))
+}
+
+#[derive(Default)]
+struct PullCounters {
+    received: AtomicU64,
+    poison: AtomicU64,
+}
+
+/// Pulls at most the queue's free room at a time, forever.
+async fn pull(
+    consumer: &PullConsumer,
+    coordinator: &WriteCoordinator<Pending>,
+    conn: &NatsConnection,
+    settings: &Settings,
+    counters: &PullCounters,
+) {
+    let config = &settings.store;
+    let expires = Duration::from_millis(config.fetch_expires_ms);
+    let dead_subject = format!(
+        "{}.deadletter.{}",
+        conn.subjects.prefix(),
+        settings.coordinator.coordinator_id
+    );
+    loop {
+        let free = coordinator.free_capacity() as usize;
+        if free == 0 {
+            coordinator.wait_for_room().await;
+            continue;
+        }
+        let request = consumer
+            .batch()
+            .max_messages(free.min(config.fetch_batch))
+            .expires(expires)
+            .messages()
+            .await;
+        let mut messages = match request {
+            Ok(m) => m,
+            Err(error) => {
+                tracing::warn!(%error, "Pull request failed; retrying.");
+                sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+        };
+        while let Some(message) = messages.next().await {
+            let message = match message {
+                Ok(m) => m,
+                Err(error) => {
+                    tracing::debug!(%error, "Pull batch ended with an error.");
+                    break;
+                }
+            };
+            counters.received.fetch_add(1, Relaxed);
+            let (message, acker) = message.split();
+            match Bar::decode(&message.payload) {
+                Ok(bar) => {
+                    if coordinator
+                        .submit(Pending::from_stream(bar, acker))
+                        .await
+                        .is_err()
+                    {
+                        return; // closed: stopping
+                    }
+                }
+                Err(error) => {
+                    counters.poison.fetch_add(1, Relaxed);
+                    tracing::warn!(%error, subject = %message.subject, "Poison message dead-lettered.");
+                    let _ = conn
+                        .client
+                        .publish(dead_subject.clone(), message.payload.clone())
+                        .await;
+                    let _ = acker.ack_with(AckKind::Term).await;
+                }
+            }
+        }
+    }
+}
+
+/// Keeps the coordinator's external backlog at the consumer's undelivered count, so that the
+/// level reflects rows waiting in JetStream, not only those in memory.
+async fn poll_backlog(
+    mut consumer: PullConsumer,
+    coordinator: WriteCoordinator<Pending>,
+    every: Duration,
+) {
+    loop {
+        match consumer.info().await {
+            Ok(info) => coordinator.set_external_backlog(info.num_pending),
+            Err(error) => tracing::debug!(%error, "Cannot read the consumer's pending count."),
+        }
+        sleep(every).await;
+    }
+}
