@@ -119,3 +119,5 @@ pub mod sink {
 }
 
 pub mod nats;
+
+pub mod system;

@@ -117,7 +117,10 @@ mod tests {
         assert_eq!(s.writes(&id), "md.eu.writes.store-1");
         assert_eq!(s.write_stream(), "MD_EU_WRITES");
         assert_eq!(s.write_consumer(&id), "store-store-1");
-        assert_eq!(s.coordinator_of_write("md.eu.writes.store-1"), Some("store-1"));
+        assert_eq!(
+            s.coordinator_of_write("md.eu.writes.store-1"),
+            Some("store-1")
+        );
         assert_eq!(s.coordinator_of("md.eu.feedback.store-1"), Some("store-1"));
         assert_eq!(s.coordinator_of("md.eu.feedback.a.b"), None);
         assert_eq!(s.coordinator_of("other.feedback.a"), None);

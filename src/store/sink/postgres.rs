@@ -56,16 +56,31 @@ impl PostgresSink {
         }
         let setup = |e: tokio_postgres::Error| SinkSetupError::Database(e.to_string());
         let client = connect(url).await.map_err(setup)?;
-        client
-            .batch_execute(&format!(
-                "CREATE TABLE IF NOT EXISTS {table} (
-                    source TEXT NOT NULL, symbol TEXT NOT NULL, ts BIGINT NOT NULL,
-                    open DOUBLE PRECISION NOT NULL, high DOUBLE PRECISION NOT NULL,
-                    low DOUBLE PRECISION NOT NULL, close DOUBLE PRECISION NOT NULL,
-                    volume DOUBLE PRECISION NOT NULL, PRIMARY KEY (source, symbol, ts))"
-            ))
-            .await
-            .map_err(setup)?;
+        let create = format!(
+            "CREATE TABLE IF NOT EXISTS {table} (
+                source TEXT NOT NULL, symbol TEXT NOT NULL, ts BIGINT NOT NULL,
+                open DOUBLE PRECISION NOT NULL, high DOUBLE PRECISION NOT NULL,
+                low DOUBLE PRECISION NOT NULL, close DOUBLE PRECISION NOT NULL,
+                volume DOUBLE PRECISION NOT NULL, PRIMARY KEY (source, symbol, ts))"
+        );
+        // Two pods starting together race inside CREATE TABLE IF NOT EXISTS (PostgreSQL
+        // reports a unique violation on its catalog); the loser finds the table next time.
+        let mut attempt = 0;
+        loop {
+            match client.batch_execute(&create).await {
+                Ok(()) => break,
+                Err(e)
+                    if attempt < 3
+                        && matches!(
+                            e.code(),
+                            Some(&SqlState::UNIQUE_VIOLATION | &SqlState::DUPLICATE_TABLE)
+                        ) =>
+                {
+                    attempt += 1;
+                }
+                Err(e) => return Err(setup(e)),
+            }
+        }
         Ok(Self {
             url: url.to_owned(),
             upsert: format!(

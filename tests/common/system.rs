@@ -1,0 +1,144 @@
+//! Runs the real binaries as child processes with generated settings files.
+
+use std::collections::BTreeSet;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use backflow::market::BarKey;
+
+/// A running binary whose stdout (the final JSON report) is collected.
+pub struct Proc {
+    pub name: String,
+    child: Child,
+    stderr: PathBuf,
+}
+
+impl Proc {
+    /// Starts `bin` with `--config <config>`; stderr goes to `<dir>/<name>.log`.
+    pub fn start(bin: &str, name: &str, config: &Path, dir: &Path) -> Self {
+        let stderr = dir.join(format!("{name}.log"));
+        let child = Command::new(bin)
+            .arg("--config")
+            .arg(config)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&stderr).expect("log file"))
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
+        Self {
+            name: name.into(),
+            child,
+            stderr,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn signal(&self, sig: &str) {
+        let _ = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status();
+    }
+
+    /// The process's log so far (for failure messages).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// Waits for the process to exit by itself and returns its JSON report.
+    pub fn report(mut self, limit: Duration) -> serde_json::Value {
+        let deadline = Instant::now() + limit;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => {
+                    let mut out = String::new();
+                    if let Some(mut stdout) = self.child.stdout.take() {
+                        let _ = stdout.read_to_string(&mut out);
+                    }
+                    assert!(
+                        status.success(),
+                        "{} exited with {status}:\n{}",
+                        self.name,
+                        self.log()
+                    );
+                    let last = out.lines().last().unwrap_or_default();
+                    return serde_json::from_str(last).unwrap_or_else(|e| {
+                        panic!(
+                            "{}: report {last:?} is not JSON ({e}):\n{}",
+                            self.name,
+                            self.log()
+                        )
+                    });
+                }
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                _ => {
+                    let _ = self.child.kill();
+                    panic!(
+                        "{} did not exit within {limit:?}:\n{}",
+                        self.name,
+                        self.log()
+                    );
+                }
+            }
+        }
+    }
+
+    /// SIGTERM, then the report.
+    pub fn terminate(self, limit: Duration) -> serde_json::Value {
+        self.signal("-TERM");
+        self.report(limit)
+    }
+
+    /// SIGKILL: no drain, no report.
+    pub fn kill(mut self) {
+        self.signal("-KILL");
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `f` every 20 ms until it returns true, or panics with `what` after `limit`.
+pub fn wait_until(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !f() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Every key in the agents' ack logs, and how many acknowledgements they recorded.
+pub fn acked_keys(logs: &[PathBuf]) -> (BTreeSet<BarKey>, usize) {
+    let mut keys = BTreeSet::new();
+    let mut lines = 0;
+    for log in logs {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        for line in text.lines() {
+            lines += 1;
+            let mut parts = line.rsplitn(3, ',');
+            let ts_ms = parts.next().and_then(|t| t.parse().ok()).expect("ts");
+            let symbol = parts.next().expect("symbol").to_owned();
+            let source = parts.next().expect("source").to_owned();
+            keys.insert(BarKey {
+                source,
+                symbol,
+                ts_ms,
+            });
+        }
+    }
+    (keys, lines)
+}
