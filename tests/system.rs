@@ -197,9 +197,7 @@ async fn overload_end_to_end(db: Db) {
     rig.stream_ready().await;
     let (a1, log1) = rig.agent("a1", 1_500, 3_000);
     let (a2, log2) = rig.agent("a2", 1_500, 3_000);
-    let r1 = tokio::task::spawn_blocking(move || a1.report(LONG));
-    let r2 = tokio::task::spawn_blocking(move || a2.report(LONG));
-    let (r1, r2) = (r1.await.unwrap(), r2.await.unwrap());
+    let (r1, r2) = tokio::join!(a1.report(LONG), a2.report(LONG));
     for r in [&r1, &r2] {
         assert_eq!(num(r, &["acked"]), 3_000.0, "{r}");
         assert!(
@@ -208,7 +206,7 @@ async fn overload_end_to_end(db: Db) {
         );
     }
     rig.consumer_drained().await;
-    let report = store.terminate(LONG);
+    let report = store.terminate(LONG).await;
     assert!(num(&report, &["stats", "level_changes"]) >= 2.0, "{report}");
     assert_eq!(report["drained"], true, "{report}");
     assert_eq!(
@@ -264,16 +262,16 @@ async fn a_store_killed_mid_run_and_restarted_still_writes_each_row_once() {
                     .map_err(|e| backflow::store::sink::SinkSetupError::Database(e.message))
             })
             .is_ok_and(|n| n > 1_000)
-    });
+    })
+    .await;
     store.kill();
     let store = rig.store("store-b", &db, 2_000);
-    let r1 = tokio::task::spawn_blocking(move || a1.report(LONG));
-    let r2 = tokio::task::spawn_blocking(move || a2.report(LONG));
-    for r in [r1.await.unwrap(), r2.await.unwrap()] {
+    let (r1, r2) = tokio::join!(a1.report(LONG), a2.report(LONG));
+    for r in [r1, r2] {
         assert_eq!(num(&r, &["acked"]), 4_000.0, "{r}");
     }
     rig.consumer_drained().await;
-    let report = store.terminate(LONG);
+    let report = store.terminate(LONG).await;
     assert_eq!(report["drained"], true, "{report}");
     assert_exactly_acked(&db, &[log1, log2]).await;
 }
@@ -286,12 +284,13 @@ async fn sigterm_drains_everything_the_store_took() {
     let store = rig.store("store-a", &db, 500);
     rig.stream_ready().await;
     let (agent, log) = rig.agent("a1", 3_000, 3_000);
-    let agent = tokio::task::spawn_blocking(move || agent.report(LONG));
+    let agent = tokio::spawn(agent.report(LONG));
     let db_path = rig.path("bars.db");
     wait_until(LONG, "the store to be busy", || {
         SqliteSink::open(&db_path, "bars").is_ok_and(|s| s.count().is_ok_and(|n| n > 200))
-    });
-    let report = store.terminate(LONG);
+    })
+    .await;
+    let report = store.terminate(LONG).await;
     assert_eq!(report["drained"], true, "{report}");
     let received = num(&report, &["received"]);
     let written = num(&report, &["stats", "written"]);
@@ -306,7 +305,7 @@ async fn sigterm_drains_everything_the_store_took() {
     let store = rig.store("store-b", &db, 5_000);
     assert_eq!(num(&agent.await.unwrap(), &["acked"]), 3_000.0);
     rig.consumer_drained().await;
-    store.terminate(LONG);
+    store.terminate(LONG).await;
     assert_exactly_acked(&db, &[log]).await;
 }
 
@@ -340,14 +339,13 @@ async fn two_stores_on_one_coordinator_share_the_consumer_and_agents_hear_both()
         }
     })
     .await;
-    let r1 = tokio::task::spawn_blocking(move || a1.report(LONG));
-    let r2 = tokio::task::spawn_blocking(move || a2.report(LONG));
-    for r in [r1.await.unwrap(), r2.await.unwrap()] {
+    let (r1, r2) = tokio::join!(a1.report(LONG), a2.report(LONG));
+    for r in [r1, r2] {
         assert_eq!(num(&r, &["acked"]), 3_000.0, "{r}");
         assert!(num(&r, &["min_scale"]) < 1.0, "{r}");
     }
     rig.consumer_drained().await;
-    let (rep1, rep2) = (s1.terminate(LONG), s2.terminate(LONG));
+    let (rep1, rep2) = tokio::join!(s1.terminate(LONG), s2.terminate(LONG));
     assert!(
         num(&rep1, &["received"]) > 0.0 && num(&rep2, &["received"]) > 0.0,
         "both stores pulled: {rep1} {rep2}"

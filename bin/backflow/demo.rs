@@ -35,6 +35,10 @@ pub(crate) struct DemoArgs {
     /// How long to run, seconds.
     #[arg(long, default_value_t = 20.0)]
     duration: f64,
+    /// Run the same scenario through this NATS server with the real store and agent code
+    /// paths (JetStream write stream, SQLite in a temp file) instead of in-process.
+    #[arg(long)]
+    nats_url: Option<String>,
     /// The agents' feedback policy.
     #[arg(long, value_enum, default_value_t = PolicyArg::Hysteresis)]
     policy: PolicyArg,
@@ -70,6 +74,9 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
         config.agents as f64 * config.agent_rate / config.sink_rate,
         config.capacity
     );
+    if let Some(url) = args.nats_url {
+        return run_nats(&config, &url).await;
+    }
     let live = std::io::stdout().is_terminal();
     let report = demo::run(config, |p| {
         let mut out = std::io::stdout().lock();
@@ -86,5 +93,42 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
         println!();
     }
     println!("\n{report}");
+    Ok(())
+}
+
+async fn run_nats(config: &DemoConfig, url: &str) -> Result<()> {
+    let db = std::env::temp_dir().join(format!("backflow-demo-{}.db", std::process::id()));
+    println!("through NATS at {url}; rows go to {}", db.display());
+    let start = tokio::time::Instant::now();
+    let report = demo::run_nats(config, url, &db, |e| {
+        println!(
+            "{:>6.1}s  {}/{}  {:<4}  depth={}/{}  {}",
+            start.elapsed().as_secs_f64(),
+            e.coordinator_id,
+            e.instance_id,
+            e.level.as_str().to_uppercase(),
+            e.queue_depth,
+            e.capacity,
+            e.reason.as_deref().unwrap_or("")
+        );
+    })
+    .await?;
+    let s = &report.store;
+    println!(
+        "\nstore: received {}, written {}, acked {}, dead-lettered {}, dropped {}, level changes {}, drained {}",
+        s.received,
+        s.stats.written,
+        s.acked,
+        s.stats.dead_lettered(),
+        s.stats.dropped(),
+        s.stats.level_changes,
+        s.drained
+    );
+    for a in &report.agents {
+        println!(
+            "agent {}: produced {}, acked {}, retries {}, lowest scale {:.2}, adjustments {}",
+            a.name, a.produced, a.acked, a.retries, a.min_scale, a.adjustments
+        );
+    }
     Ok(())
 }

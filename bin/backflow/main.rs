@@ -2,6 +2,8 @@
 //! own file and calls into the library.
 
 mod demo;
+mod publish;
+mod watch;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -18,6 +20,10 @@ enum Command {
     /// Run a store and several agents in this process on the in-process bus, with a sink of
     /// limited capacity, and show the loop at work. Needs no external service.
     Demo(demo::DemoArgs),
+    /// Print live feedback events from NATS, one line each or as a table per instance.
+    Watch(watch::WatchArgs),
+    /// Send one hand-made feedback event over NATS or HTTP (operators, drills).
+    Publish(publish::PublishArgs),
 }
 
 #[tokio::main]
@@ -30,5 +36,7 @@ async fn main() -> Result<()> {
         .init();
     match Cli::parse().command {
         Command::Demo(args) => demo::run(args).await,
+        Command::Watch(args) => watch::run(args).await,
+        Command::Publish(args) => publish::run(args).await,
     }
 }

@@ -1,6 +1,7 @@
 //! The embedded demo: one store and several agents in one process on the in-process bus.
 
 mod agent;
+mod nats;
 mod report;
 
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use crate::coordinator::{
 use crate::event::BackpressureLevel;
 use crate::settings::PolicyKind;
 
+pub use nats::{NatsDemoError, NatsDemoReport, run_nats};
 pub use report::{DemoReport, Progress};
 
 /// What the demo runs.

@@ -4,7 +4,9 @@ use std::collections::BTreeSet;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::{Instant, sleep};
 
 use backflow::market::BarKey;
 
@@ -50,7 +52,7 @@ impl Proc {
     }
 
     /// Waits for the process to exit by itself and returns its JSON report.
-    pub fn report(mut self, limit: Duration) -> serde_json::Value {
+    pub async fn report(mut self, limit: Duration) -> serde_json::Value {
         let deadline = Instant::now() + limit;
         loop {
             match self.child.try_wait() {
@@ -75,7 +77,7 @@ impl Proc {
                     });
                 }
                 Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(20));
+                    sleep(Duration::from_millis(20)).await;
                 }
                 _ => {
                     let _ = self.child.kill();
@@ -90,9 +92,9 @@ impl Proc {
     }
 
     /// SIGTERM, then the report.
-    pub fn terminate(self, limit: Duration) -> serde_json::Value {
+    pub async fn terminate(self, limit: Duration) -> serde_json::Value {
         self.signal("-TERM");
-        self.report(limit)
+        self.report(limit).await
     }
 
     /// SIGKILL: no drain, no report.
@@ -110,14 +112,14 @@ impl Drop for Proc {
 }
 
 /// Polls `f` every 20 ms until it returns true, or panics with `what` after `limit`.
-pub fn wait_until(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
+pub async fn wait_until(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
     while !f() {
         assert!(
             Instant::now() < deadline,
             "timed out after {limit:?} waiting for {what}"
         );
-        std::thread::sleep(Duration::from_millis(20));
+        sleep(Duration::from_millis(20)).await;
     }
 }
 
