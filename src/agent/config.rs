@@ -98,8 +98,12 @@ pub struct AgentConfig {
     /// One source per provider of `rate_coordinator.providers` (default: synthetic bars for
     /// every provider).
     pub sources: BTreeMap<String, SourceConfig>,
-    /// Publishes awaiting their acknowledgement at once.
+    /// Messages awaiting their acknowledgement at once.
     pub max_in_flight: usize,
+    /// Rows per message: a batch is sent when full or `linger_ms` after its first row.
+    pub batch_rows: usize,
+    /// Longest time a row waits for its batch to fill, milliseconds.
+    pub linger_ms: u64,
     /// How long to wait for a publish acknowledgement before retrying, milliseconds.
     pub publish_timeout_ms: u64,
     /// Delay before a failed publish is retried, milliseconds.
@@ -119,7 +123,9 @@ impl Default for AgentConfig {
             coordinator_id: CoordinatorId::default(),
             name: None,
             sources: BTreeMap::new(),
-            max_in_flight: 256,
+            max_in_flight: 64,
+            batch_rows: 100,
+            linger_ms: 5,
             publish_timeout_ms: 5_000,
             retry_delay_ms: 200,
             drain_timeout_ms: 10_000,
@@ -134,6 +140,12 @@ impl AgentConfig {
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
         if self.max_in_flight == 0 {
             return Err(("max_in_flight", "must be at least 1".into()));
+        }
+        if !(1..=crate::market::MAX_BATCH_ROWS).contains(&self.batch_rows) {
+            return Err((
+                "batch_rows",
+                format!("must be within 1..={}", crate::market::MAX_BATCH_ROWS),
+            ));
         }
         if self.publish_timeout_ms == 0 {
             return Err(("publish_timeout_ms", "must be at least 1".into()));

@@ -8,10 +8,9 @@ use std::time::Duration;
 use async_nats::jetstream;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::publisher::RowPublisher;
+use super::publisher::{PublishPlan, RowPublisher};
 use crate::bus::Interest;
 use crate::bus::nats::{NatsError, NatsSubscriber};
 use crate::clock::WallClock;
@@ -50,6 +49,8 @@ pub struct AgentReport {
     pub produced: u64,
     /// Rows the write stream acknowledged.
     pub acked: u64,
+    /// Messages (batches of rows) published.
+    pub messages: u64,
     /// Publish attempts that failed and were retried.
     pub retries: u64,
     /// Rows still unacknowledged when the drain timed out.
@@ -125,16 +126,21 @@ pub async fn run(
     let js = jetstream::ContextBuilder::new()
         .timeout(Duration::from_millis(config.publish_timeout_ms))
         .build(conn.client.clone());
-    let mut publisher = RowPublisher::new(
+    let publisher = RowPublisher::new(
         js,
-        conn.subjects.writes(&config.coordinator_id),
-        Duration::from_millis(config.publish_timeout_ms),
-        Duration::from_millis(config.retry_delay_ms),
-        config.max_in_flight,
+        PublishPlan {
+            subject: conn.subjects.writes(&config.coordinator_id),
+            ack_timeout: Duration::from_millis(config.publish_timeout_ms),
+            retry_delay: Duration::from_millis(config.retry_delay_ms),
+            max_in_flight: config.max_in_flight,
+            batch_rows: config.batch_rows,
+            linger: Duration::from_millis(config.linger_ms),
+            drain_timeout: Duration::from_millis(config.drain_timeout_ms),
+        },
         log,
     );
 
-    let (tx, mut rx) = mpsc::channel(config.max_in_flight);
+    let (tx, rx) = mpsc::channel(config.batch_rows.max(64) * 2);
     let produced = Arc::new(AtomicU64::new(0));
     let now_ms = WallClock::new().now_ms() as i64;
     let mut producers = JoinSet::new();
@@ -166,33 +172,14 @@ pub async fn run(
     }
     drop(tx);
     tracing::info!(%name, providers = ?rate.provider_names(), "Agent running.");
-
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            bar = rx.recv() => match bar {
-                Some(bar) => publisher.push(bar).await,
-                None => break, // every source is done
-            },
-            () = &mut shutdown => {
-                tracing::info!("Agent stopping: draining acknowledgements.");
-                break;
-            }
-        }
-    }
-    stop.cancel();
+    let stats = publisher.run(rx, shutdown, stop.clone()).await;
     while producers.join_next().await.is_some() {}
-    let deadline = Instant::now() + Duration::from_millis(config.drain_timeout_ms);
-    while let Ok(bar) = rx.try_recv() {
-        publisher.push(bar).await;
-    }
-    publisher.drain(deadline).await;
     tasks.shutdown().await;
-    let stats = publisher.stats;
     Ok(AgentReport {
         name,
         produced: produced.load(Relaxed),
         acked: stats.acked,
+        messages: stats.messages,
         retries: stats.retries,
         unacked: stats.unacked,
         min_scale: f64::from_bits(min_scale.load(Relaxed)),

@@ -48,6 +48,9 @@ pub enum BarError {
 
 const MAX_TEXT: usize = 64;
 
+/// Most rows accepted in one message.
+pub const MAX_BATCH_ROWS: usize = 10_000;
+
 impl Bar {
     /// The key.
     pub fn key(&self) -> BarKey {
@@ -97,6 +100,30 @@ impl Bar {
         bar.validate()?;
         Ok(bar)
     }
+
+    /// Several bars in one message: a MessagePack array of named-field bars.
+    pub fn encode_batch(bars: &[Bar]) -> Vec<u8> {
+        rmp_serde::to_vec_named(bars).unwrap_or_default()
+    }
+
+    /// Decodes a message holding either an array of bars or a single bar, validating each;
+    /// one bad row rejects the message.
+    pub fn decode_batch(bytes: &[u8]) -> Result<Vec<Self>, BarError> {
+        let bars: Vec<Bar> = match rmp_serde::from_slice(bytes) {
+            Ok(bars) => bars,
+            Err(_) => vec![Self::decode(bytes)?],
+        };
+        if bars.is_empty() || bars.len() > MAX_BATCH_ROWS {
+            return Err(BarError::Invalid(format!(
+                "a message holds 1..={MAX_BATCH_ROWS} rows, not {}",
+                bars.len()
+            )));
+        }
+        for b in &bars {
+            b.validate()?;
+        }
+        Ok(bars)
+    }
 }
 
 #[cfg(test)]
@@ -114,6 +141,18 @@ mod tests {
             close: 1.5,
             volume: 100.0,
         }
+    }
+
+    #[test]
+    fn batches_round_trip_and_single_bars_still_decode() {
+        let two = vec![bar(), Bar { ts_ms: 1, ..bar() }];
+        assert_eq!(Bar::decode_batch(&Bar::encode_batch(&two)), Ok(two));
+        assert_eq!(Bar::decode_batch(&bar().encode()), Ok(vec![bar()]));
+        assert!(Bar::decode_batch(&Bar::encode_batch(&[])).is_err());
+        let mut bad = bar();
+        bad.low = 9.0;
+        assert!(Bar::decode_batch(&Bar::encode_batch(&[bar(), bad])).is_err());
+        assert!(Bar::decode_batch(b"\xc1").is_err());
     }
 
     #[test]

@@ -4,7 +4,7 @@ mod bar;
 mod csv;
 mod synthetic;
 
-pub use bar::{Bar, BarError, BarKey};
+pub use bar::{Bar, BarError, BarKey, MAX_BATCH_ROWS};
 pub use csv::{CsvError, CsvSource};
 pub use synthetic::SyntheticSource;
 

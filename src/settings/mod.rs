@@ -15,10 +15,7 @@ use crate::bus::http::{HttpEmitterConfig, HttpReceiverConfig};
 use crate::bus::nats::NatsOptions;
 use crate::coordinator::CoordinatorConfig;
 use crate::event::CoordinatorId;
-use crate::feedback::{
-    FleetConfig, HysteresisConfig, HysteresisPolicy, Policy, StepPolicy, TargetDepthConfig,
-    TargetDepthPolicy,
-};
+use crate::feedback::{FleetConfig, HysteresisConfig, HysteresisPolicy, Policy, StepPolicy};
 use crate::metrics::MetricsConfig;
 use crate::rate::{ProviderConfig, RateCoordinator, RateError};
 use crate::store::StoreConfig;
@@ -29,10 +26,8 @@ pub use env::EnvError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PolicyKind {
-    /// [`TargetDepthPolicy`]: the default; holds the queue at a target depth.
+    /// [`HysteresisPolicy`]: the default; level ceilings, dwell and gradual ramp.
     #[default]
-    TargetDepth,
-    /// [`HysteresisPolicy`]: level ceilings, dwell and gradual ramp.
     Hysteresis,
     /// [`StepPolicy`]: the seed's fixed map.
     Step,
@@ -54,8 +49,6 @@ pub struct FeedbackSettings {
     pub step: StepPolicy,
     /// Settings of the hysteresis policy.
     pub hysteresis: HysteresisConfig,
-    /// Settings of the target-depth policy.
-    pub target_depth: TargetDepthConfig,
     /// Ordering, staleness and expiry of events.
     pub fleet: FleetConfig,
 }
@@ -69,7 +62,6 @@ impl Default for FeedbackSettings {
             policy: PolicyKind::default(),
             step: StepPolicy::default(),
             hysteresis: HysteresisConfig::default(),
-            target_depth: TargetDepthConfig::default(),
             fleet: FleetConfig::default(),
         }
     }
@@ -79,9 +71,6 @@ impl FeedbackSettings {
     /// The configured policy; `seed` spreads agents' jitter apart.
     pub fn build_policy(&self, seed: u64) -> Box<dyn Policy> {
         match self.policy {
-            PolicyKind::TargetDepth => {
-                Box::new(TargetDepthPolicy::new(self.target_depth.clone(), seed))
-            }
             PolicyKind::Hysteresis => {
                 Box::new(HysteresisPolicy::new(self.hysteresis.clone(), seed))
             }
@@ -268,9 +257,6 @@ impl Settings {
         fb.hysteresis
             .validate()
             .map_err(|(k, r)| SettingsError::invalid(format!("feedback.hysteresis.{k}"), r))?;
-        fb.target_depth
-            .validate()
-            .map_err(|(k, r)| SettingsError::invalid(format!("feedback.target_depth.{k}"), r))?;
         fb.fleet
             .validate()
             .map_err(|(k, r)| SettingsError::invalid(format!("feedback.fleet.{k}"), r))?;

@@ -38,8 +38,11 @@ pub struct StoreConfig {
     pub sink: SinkConfig,
     /// A throttle in front of it, for experiments.
     pub throttle: ThrottleConfig,
-    /// Most messages requested per pull (never more than the queue's free room).
+    /// Most messages requested per pull.
     pub fetch_batch: usize,
+    /// Rows expected per message (the agents' `batch_rows`): a pull asks for the queue's free
+    /// room divided by this, so what is in flight stays within the free room.
+    pub rows_per_message: usize,
     /// How long one pull waits for messages, milliseconds.
     pub fetch_expires_ms: u64,
     /// Time the server waits for an acknowledgement before redelivering, milliseconds.
@@ -63,6 +66,7 @@ impl Default for StoreConfig {
             sink: SinkConfig::default(),
             throttle: ThrottleConfig::default(),
             fetch_batch: 500,
+            rows_per_message: 100,
             fetch_expires_ms: 100,
             ack_wait_ms: 60_000,
             max_deliver: -1,
@@ -79,6 +83,7 @@ impl StoreConfig {
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
         let positive = [
             ("fetch_batch", self.fetch_batch as u64),
+            ("rows_per_message", self.rows_per_message as u64),
             ("fetch_expires_ms", self.fetch_expires_ms),
             ("ack_wait_ms", self.ack_wait_ms),
             ("backlog_poll_ms", self.backlog_poll_ms),

@@ -2,7 +2,7 @@
 
 use std::borrow::Borrow;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::AcqRel, Ordering::Relaxed};
 use std::time::Duration;
 
 use async_nats::jetstream::AckKind;
@@ -12,25 +12,65 @@ use async_trait::async_trait;
 use crate::coordinator::{DeadLetterReason, DeadLetterSink, Sink, SinkError};
 use crate::market::Bar;
 
-/// A row and (when it came from JetStream) the handle that acknowledges its message.
+/// The acknowledgement of one message, shared by its rows: acknowledged when the last row
+/// is settled, or negatively acknowledged (the whole message redelivered) as soon as one row
+/// must be retried later. Whatever happens first settles the message; later outcomes are
+/// ignored, and a redelivered row that was already committed is absorbed by the upsert.
+pub(crate) struct MessageAck {
+    acker: Acker,
+    remaining: AtomicUsize,
+    settled: AtomicBool,
+}
+
+impl MessageAck {
+    fn new(acker: Acker, rows: usize) -> Self {
+        Self {
+            acker,
+            remaining: AtomicUsize::new(rows),
+            settled: AtomicBool::new(false),
+        }
+    }
+
+    /// One row is done (committed, or dead-lettered for good); returns the acknowledgement
+    /// outcome when it was the last.
+    async fn row_done(&self) -> Option<bool> {
+        if self.remaining.fetch_sub(1, AcqRel) != 1 || self.settled.swap(true, AcqRel) {
+            return None;
+        }
+        Some(self.acker.ack().await.is_ok())
+    }
+
+    /// Hands the message back for redelivery after `delay`, unless already settled.
+    async fn retry_later(&self, delay: Duration) -> Option<bool> {
+        if self.settled.swap(true, AcqRel) {
+            return None;
+        }
+        Some(self.acker.ack_with(AckKind::Nak(Some(delay))).await.is_ok())
+    }
+}
+
+/// A row and (when it came from JetStream) the acknowledgement of its message.
 pub struct Pending {
     /// The row.
     pub bar: Bar,
-    acker: Option<Acker>,
+    ack: Option<Arc<MessageAck>>,
 }
 
 impl Pending {
-    /// A row from JetStream.
-    pub fn from_stream(bar: Bar, acker: Acker) -> Self {
-        Self {
-            bar,
-            acker: Some(acker),
-        }
+    /// The rows of one JetStream message, sharing its acknowledgement.
+    pub fn from_message(bars: Vec<Bar>, acker: Acker) -> Vec<Self> {
+        let ack = Arc::new(MessageAck::new(acker, bars.len()));
+        bars.into_iter()
+            .map(|bar| Self {
+                bar,
+                ack: Some(ack.clone()),
+            })
+            .collect()
     }
 
     /// A row with no message behind it.
     pub fn local(bar: Bar) -> Self {
-        Self { bar, acker: None }
+        Self { bar, ack: None }
     }
 }
 
@@ -40,7 +80,7 @@ impl Borrow<Bar> for Pending {
     }
 }
 
-/// Acknowledgement counters.
+/// Acknowledgement counters (in messages).
 #[derive(Debug, Default)]
 pub(crate) struct AckStats {
     pub(crate) acked: AtomicU64,
@@ -49,8 +89,8 @@ pub(crate) struct AckStats {
     pub(crate) terminated: AtomicU64,
 }
 
-/// Writes through `inner`, then acknowledges every message of the committed batch: a row is
-/// acknowledged only after the database has it (at-least-once; the upsert makes a
+/// Writes through `inner`, then settles the rows of the committed batch: a message is
+/// acknowledged only once the database has all its rows (at-least-once; the upsert makes a
 /// redelivered row harmless).
 pub(crate) struct Acking {
     pub(crate) inner: Arc<dyn Sink<Pending>>,
@@ -62,12 +102,13 @@ impl Sink<Pending> for Acking {
     async fn write(&self, batch: &[Pending]) -> Result<(), SinkError> {
         self.inner.write(batch).await?;
         for p in batch {
-            if let Some(acker) = &p.acker {
-                match acker.ack().await {
-                    Ok(()) => self.stats.acked.fetch_add(1, Relaxed),
-                    // The row is committed; if the ack is lost the server redelivers it and
-                    // the upsert absorbs it.
-                    Err(_) => self.stats.ack_errors.fetch_add(1, Relaxed),
+            if let Some(ack) = &p.ack {
+                match ack.row_done().await {
+                    Some(true) => self.stats.acked.fetch_add(1, Relaxed),
+                    // The rows are committed; if the ack is lost the server redelivers the
+                    // message and the upsert absorbs it.
+                    Some(false) => self.stats.ack_errors.fetch_add(1, Relaxed),
+                    None => 0,
                 };
             }
         }
@@ -75,10 +116,11 @@ impl Sink<Pending> for Acking {
     }
 }
 
-/// Rows the store could not write go back to JetStream: exhausted retries and shutdown are
-/// negatively acknowledged (redelivered after `delay`, to this or another pod); rows the
-/// database refuses permanently are published on `<prefix>.deadletter.<coordinator_id>` and
-/// terminated, so they stop circulating without being lost.
+/// Rows the store could not write go back to JetStream: after exhausted retries or at
+/// shutdown their message is negatively acknowledged (redelivered after `delay`, to this or
+/// another pod); rows the database refuses permanently are published on
+/// `<prefix>.deadletter.<coordinator_id>` and count as settled, so they stop circulating
+/// without being lost.
 pub(crate) struct Redeliver {
     pub(crate) client: async_nats::Client,
     pub(crate) dead_subject: String,
@@ -94,7 +136,7 @@ impl DeadLetterSink<Pending> for Redeliver {
         reason: DeadLetterReason,
     ) -> Result<(), SinkError> {
         for p in items {
-            let Some(acker) = &p.acker else { continue };
+            let Some(ack) = &p.ack else { continue };
             let outcome = match reason {
                 DeadLetterReason::Rejected => {
                     self.client
@@ -102,14 +144,17 @@ impl DeadLetterSink<Pending> for Redeliver {
                         .await
                         .map_err(|e| SinkError::transient(format!("dead-letter publish: {e}")))?;
                     self.stats.terminated.fetch_add(1, Relaxed);
-                    acker.ack_with(AckKind::Term).await
+                    ack.row_done().await
                 }
                 DeadLetterReason::RetriesExhausted | DeadLetterReason::Shutdown => {
-                    self.stats.redelivered.fetch_add(1, Relaxed);
-                    acker.ack_with(AckKind::Nak(Some(self.delay))).await
+                    let outcome = ack.retry_later(self.delay).await;
+                    if outcome.is_some() {
+                        self.stats.redelivered.fetch_add(1, Relaxed);
+                    }
+                    outcome
                 }
             };
-            if outcome.is_err() {
+            if outcome == Some(false) {
                 // Unacknowledged messages are redelivered after ack_wait anyway.
                 self.stats.ack_errors.fetch_add(1, Relaxed);
             }

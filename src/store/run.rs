@@ -45,9 +45,11 @@ pub enum StoreError {
 pub struct StoreReport {
     /// Messages received from the consumer.
     pub received: u64,
+    /// Rows in those messages.
+    pub rows: u64,
     /// Messages that were not bars (dead-lettered and terminated).
     pub poison: u64,
-    /// Messages acknowledged after their rows were committed.
+    /// Messages acknowledged after all their rows were committed.
     pub acked: u64,
     /// Messages handed back for redelivery.
     pub redelivered: u64,
@@ -112,6 +114,7 @@ pub async fn run(
     let _ = conn.client.flush().await;
     Ok(StoreReport {
         received: counters.received.load(Relaxed),
+        rows: counters.rows.load(Relaxed),
         poison: counters.poison.load(Relaxed),
         acked: acks.acked.load(Relaxed),
         redelivered: acks.redelivered.load(Relaxed),
@@ -136,6 +139,7 @@ fn publisher(
 #[derive(Default)]
 struct PullCounters {
     received: AtomicU64,
+    rows: AtomicU64,
     poison: AtomicU64,
 }
 
@@ -160,9 +164,11 @@ async fn pull(
             coordinator.wait_for_room().await;
             continue;
         }
+        // Messages carry up to `rows_per_message` rows each: ask for what fits.
+        let messages_wanted = (free / config.rows_per_message.max(1)).max(1);
         let request = consumer
             .batch()
-            .max_messages(free.min(config.fetch_batch))
+            .max_messages(messages_wanted.min(config.fetch_batch))
             .expires(expires)
             .messages()
             .await;
@@ -184,14 +190,13 @@ async fn pull(
             };
             counters.received.fetch_add(1, Relaxed);
             let (message, acker) = message.split();
-            match Bar::decode(&message.payload) {
-                Ok(bar) => {
-                    if coordinator
-                        .submit(Pending::from_stream(bar, acker))
-                        .await
-                        .is_err()
-                    {
-                        return; // closed: stopping
+            match Bar::decode_batch(&message.payload) {
+                Ok(bars) => {
+                    counters.rows.fetch_add(bars.len() as u64, Relaxed);
+                    for row in Pending::from_message(bars, acker) {
+                        if coordinator.submit(row).await.is_err() {
+                            return; // closed: stopping
+                        }
                     }
                 }
                 Err(error) => {

@@ -1,0 +1,163 @@
+//! End-to-end rows/s agent → NATS JetStream → store → PostgreSQL, measured in the same run as
+//! the same rows written straight into PostgreSQL with the same sink and batch size (the
+//! sink's own limit).
+//!
+//! `cargo bench --bench pipeline` (ROWS=<n>, AGENTS=<n>; PostgreSQL from
+//! BACKFLOW_TEST_POSTGRES, default `host=127.0.0.1 port=5432 user=postgres dbname=test`).
+
+#[path = "../tests/common/nats.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod nats;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use backflow::bus::nats::NatsOptions;
+use backflow::coordinator::Sink;
+use backflow::market::{Bar, BarSource, SyntheticSource};
+use backflow::rate::ProviderConfig;
+use backflow::settings::Settings;
+use backflow::store::sink::{PostgresSink, SinkConfig};
+use tokio::time::{Instant, sleep};
+use tokio_util::sync::CancellationToken;
+
+const BATCH: usize = 500;
+const WORKERS: usize = 2;
+
+fn env(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn url() -> String {
+    std::env::var("BACKFLOW_TEST_POSTGRES")
+        .unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=postgres dbname=test".into())
+}
+
+async fn drop_table(table: &str) {
+    if let Ok((c, conn)) = tokio_postgres::connect(&url(), tokio_postgres::NoTls).await {
+        tokio::spawn(conn);
+        let _ = c
+            .batch_execute(&format!("DROP TABLE IF EXISTS {table}"))
+            .await;
+    }
+}
+
+/// The same rows, the same sink, the same batch size and number of concurrent writers.
+async fn direct(rows: u64) -> f64 {
+    let table = format!("bench_direct_{}", std::process::id());
+    drop_table(&table).await;
+    let sink = Arc::new(
+        PostgresSink::connect(&url(), &table)
+            .await
+            .expect("postgres"),
+    );
+    let symbols: Vec<String> = ["AAPL", "MSFT", "NVDA", "ESZ6", "EURUSD"]
+        .map(String::from)
+        .to_vec();
+    let mut source = SyntheticSource::new("direct:bench", &symbols, 0, 60_000, 1);
+    let bars: Vec<Bar> = (0..rows).filter_map(|_| source.next_bar()).collect();
+    let chunks: Vec<Vec<Bar>> = bars.chunks(BATCH).map(<[Bar]>::to_vec).collect();
+    let queue = Arc::new(std::sync::Mutex::new(chunks));
+    let start = Instant::now();
+    let mut writers = Vec::new();
+    for _ in 0..WORKERS {
+        let (sink, queue) = (sink.clone(), queue.clone());
+        writers.push(tokio::spawn(async move {
+            loop {
+                let next = queue.lock().expect("queue").pop();
+                let Some(batch) = next else { break };
+                Sink::<Bar>::write(&*sink, &batch).await.expect("write");
+            }
+        }));
+    }
+    for w in writers {
+        w.await.expect("writer");
+    }
+    let rate = rows as f64 / start.elapsed().as_secs_f64();
+    assert_eq!(sink.count().await.expect("count"), rows);
+    drop_table(&table).await;
+    rate
+}
+
+async fn end_to_end(server: &str, rows_per_agent: u64, agents: u64) -> f64 {
+    let table = format!("bench_e2e_{}", std::process::id());
+    drop_table(&table).await;
+    let mut base = Settings {
+        nats: NatsOptions::for_url(server),
+        ..Settings::default()
+    };
+    base.coordinator.capacity = 20_000;
+    base.coordinator.batch_size = BATCH;
+    base.coordinator.workers = WORKERS;
+    let mut store = base.clone();
+    store.store.sink = SinkConfig::Postgres {
+        url: url(),
+        table: table.clone(),
+    };
+    let stop_store = CancellationToken::new();
+    let store_task = tokio::spawn(backflow::store::run(
+        store,
+        stop_store.clone().cancelled_owned(),
+    ));
+    let check = PostgresSink::connect(&url(), &table)
+        .await
+        .expect("postgres");
+    sleep(Duration::from_millis(500)).await; // stream and consumer exist
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for i in 0..agents {
+        let mut s = base.clone();
+        s.rate_coordinator
+            .providers
+            .insert("bench".into(), ProviderConfig::new(10_000, 1_000_000.0));
+        s.feedback.provider_name = "bench".into();
+        s.agent.name = Some(format!("bench-{i}"));
+        s.agent.max_rows = Some(rows_per_agent);
+        s.agent.max_in_flight = 1_024;
+        tasks.push(tokio::spawn(backflow::agent::run(
+            s,
+            std::future::pending(),
+        )));
+    }
+    let total = rows_per_agent * agents;
+    loop {
+        if check.count().await.unwrap_or(0) >= total {
+            break;
+        }
+        sleep(Duration::from_millis(20)).await;
+    }
+    let rate = total as f64 / start.elapsed().as_secs_f64();
+    for t in tasks {
+        let report = t.await.expect("agent task").expect("agent");
+        assert_eq!(report.acked, rows_per_agent);
+    }
+    stop_store.cancel();
+    let _ = store_task.await;
+    drop_table(&table).await;
+    rate
+}
+
+fn main() {
+    let rows = env("ROWS", 200_000);
+    let agents = env("AGENTS", 2);
+    let server = nats::NatsServer::start();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let direct_rate = direct(rows).await;
+        let e2e_rate = end_to_end(&server.url(), rows / agents, agents).await;
+        let direct_again = direct(rows).await;
+        let baseline = (direct_rate + direct_again) / 2.0;
+        println!("pipeline throughput, {rows} rows, batches of {BATCH}, {WORKERS} writers, {agents} agents");
+        println!("| path | rows/s | ratio |");
+        println!("|---|---|---|");
+        println!("| straight into PostgreSQL (before) | {direct_rate:.0} | |");
+        println!("| straight into PostgreSQL (after) | {direct_again:.0} | |");
+        println!("| agents → NATS → store → PostgreSQL | {e2e_rate:.0} | {:.2} |", e2e_rate / baseline);
+    });
+}
