@@ -82,8 +82,10 @@ async fn direct(rows: u64) -> f64 {
     rate
 }
 
-async fn end_to_end(server: &str, rows_per_agent: u64, agents: u64) -> f64 {
-    let table = format!("bench_e2e_{}", std::process::id());
+async fn end_to_end(server: &str, rows_per_agent: u64, agents: u64, feedback: bool) -> f64 {
+    // Fresh names per run: the stream de-duplicates by row key for two minutes.
+    let run = fastrand::u32(..);
+    let table = format!("bench_e2e_{run}");
     drop_table(&table).await;
     let mut base = Settings {
         nats: NatsOptions::for_url(server),
@@ -114,7 +116,8 @@ async fn end_to_end(server: &str, rows_per_agent: u64, agents: u64) -> f64 {
             .providers
             .insert("bench".into(), ProviderConfig::new(10_000, 1_000_000.0));
         s.feedback.provider_name = "bench".into();
-        s.agent.name = Some(format!("bench-{i}"));
+        s.feedback.enable_feedback = feedback;
+        s.agent.name = Some(format!("bench-{run}-{i}"));
         s.agent.max_rows = Some(rows_per_agent);
         s.agent.max_in_flight = 1_024;
         tasks.push(tokio::spawn(backflow::agent::run(
@@ -123,10 +126,12 @@ async fn end_to_end(server: &str, rows_per_agent: u64, agents: u64) -> f64 {
         )));
     }
     let total = rows_per_agent * agents;
-    loop {
-        if check.count().await.unwrap_or(0) >= total {
-            break;
-        }
+    let give_up = Instant::now() + Duration::from_secs(300);
+    while check.count().await.unwrap_or(0) < total {
+        assert!(
+            Instant::now() < give_up,
+            "the pipeline did not deliver {total} rows"
+        );
         sleep(Duration::from_millis(20)).await;
     }
     let rate = total as f64 / start.elapsed().as_secs_f64();
@@ -140,6 +145,40 @@ async fn end_to_end(server: &str, rows_per_agent: u64, agents: u64) -> f64 {
     rate
 }
 
+/// Agents alone into the stream (no store): the publish side's own limit.
+async fn agents_only(server: &str, rows_per_agent: u64, agents: u64) -> f64 {
+    let settings = Settings {
+        nats: NatsOptions {
+            prefix: "agentsonly".into(),
+            ..NatsOptions::for_url(server)
+        },
+        ..Settings::default()
+    };
+    let conn = settings.nats.connect("bench").await.expect("nats");
+    backflow::store::ensure_write_stream(&conn, &Default::default())
+        .await
+        .expect("stream");
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for i in 0..agents {
+        let mut s = settings.clone();
+        s.rate_coordinator
+            .providers
+            .insert("bench".into(), ProviderConfig::new(10_000, 1_000_000.0));
+        s.feedback.provider_name = "bench".into();
+        s.agent.name = Some(format!("only-{}-{i}", fastrand::u32(..)));
+        s.agent.max_rows = Some(rows_per_agent);
+        tasks.push(tokio::spawn(backflow::agent::run(
+            s,
+            std::future::pending(),
+        )));
+    }
+    for t in tasks {
+        t.await.expect("agent task").expect("agent");
+    }
+    (rows_per_agent * agents) as f64 / start.elapsed().as_secs_f64()
+}
+
 fn main() {
     let rows = env("ROWS", 200_000);
     let agents = env("AGENTS", 2);
@@ -150,8 +189,10 @@ fn main() {
         .expect("runtime");
     runtime.block_on(async {
         let direct_rate = direct(rows).await;
-        let e2e_rate = end_to_end(&server.url(), rows / agents, agents).await;
+        let e2e_rate = end_to_end(&server.url(), rows / agents, agents, true).await;
+        let e2e_open = end_to_end(&server.url(), rows / agents, agents, false).await;
         let direct_again = direct(rows).await;
+        let publish_only = agents_only(&server.url(), rows / agents, agents).await;
         let baseline = (direct_rate + direct_again) / 2.0;
         println!("pipeline throughput, {rows} rows, batches of {BATCH}, {WORKERS} writers, {agents} agents");
         println!("| path | rows/s | ratio |");
@@ -159,5 +200,7 @@ fn main() {
         println!("| straight into PostgreSQL (before) | {direct_rate:.0} | |");
         println!("| straight into PostgreSQL (after) | {direct_again:.0} | |");
         println!("| agents → NATS → store → PostgreSQL | {e2e_rate:.0} | {:.2} |", e2e_rate / baseline);
+        println!("| same, feedback disabled | {e2e_open:.0} | {:.2} |", e2e_open / baseline);
+        println!("| agents → NATS only (no store) | {publish_only:.0} | |");
     });
 }

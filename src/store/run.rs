@@ -158,20 +158,26 @@ async fn pull(
         conn.subjects.prefix(),
         settings.coordinator.coordinator_id
     );
+    let mut idle = false;
     loop {
         let free = coordinator.free_capacity() as usize;
         if free == 0 {
             coordinator.wait_for_room().await;
             continue;
         }
-        // Messages carry up to `rows_per_message` rows each: ask for what fits.
-        let messages_wanted = (free / config.rows_per_message.max(1)).max(1);
-        let request = consumer
-            .batch()
-            .max_messages(messages_wanted.min(config.fetch_batch))
-            .expires(expires)
-            .messages()
-            .await;
+        // Messages carry up to `rows_per_message` rows each: ask for what fits. Take what is
+        // there at once (no wait); only when nothing is there, wait up to `fetch_expires_ms`.
+        let wanted = (free / config.rows_per_message.max(1)).clamp(1, config.fetch_batch);
+        let request = if idle {
+            consumer
+                .batch()
+                .max_messages(wanted)
+                .expires(expires)
+                .messages()
+                .await
+        } else {
+            consumer.fetch().max_messages(wanted).messages().await
+        };
         let mut messages = match request {
             Ok(m) => m,
             Err(error) => {
@@ -180,6 +186,7 @@ async fn pull(
                 continue;
             }
         };
+        let mut got = 0;
         while let Some(message) = messages.next().await {
             let message = match message {
                 Ok(m) => m,
@@ -189,6 +196,7 @@ async fn pull(
                 }
             };
             counters.received.fetch_add(1, Relaxed);
+            got += 1;
             let (message, acker) = message.split();
             match Bar::decode_batch(&message.payload) {
                 Ok(bars) => {
@@ -210,6 +218,7 @@ async fn pull(
                 }
             }
         }
+        idle = got == 0;
     }
 }
 
