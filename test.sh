@@ -16,5 +16,6 @@ need_pkg() { # need_pkg <binary> <debian package>
 }
 
 need_pkg nats-server nats-server
+need_pkg prometheus prometheus
 
 exec cargo test --locked "$@"

@@ -1,19 +1,40 @@
-//! The metrics bridge: every coordinator's state, as one fleet view for Prometheus and KEDA.
+//! The metrics bridge: every coordinator's feedback merged into one fleet view, served to
+//! Prometheus (`/metrics`), to KEDA's metrics-api scaler (`/api/v1/coordinators`) and
+//! republished on the bus (`<prefix>.metrics.<coordinator_id>`), so one query sees every
+//! coordinator, even those that expose no port.
+//!
+//! Per coordinator it exports the seed's names, `coordinator_queue_depth` (the deepest live
+//! instance) and `coordinator_backpressure_{ok,soft,hard}` (the most severe level), plus
+//! `coordinator_backlog`, which counts the JetStream write consumer's lag when known. See
+//! [`CoordinatorView`] for every field.
 
-use serde::Deserialize;
+mod api;
+mod config;
+mod fleet;
+mod lag;
+mod run;
 
-/// Settings of the bridge (`bridge:`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct BridgeConfig {
-    /// An instance silent this long is dropped from the fleet view, milliseconds.
-    pub expire_after_ms: u64,
-}
+pub use api::API_PREFIX;
+pub use config::BridgeConfig;
+pub use fleet::{BridgeStats, CoordinatorView, FleetState};
+pub use run::{Bridge, run};
 
-impl Default for BridgeConfig {
-    fn default() -> Self {
-        Self {
-            expire_after_ms: 10_000,
-        }
-    }
+use crate::bus::nats::NatsError;
+use crate::metrics::MetricsError;
+
+/// Why the bridge could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum BridgeError {
+    /// Invalid settings.
+    #[error("invalid setting {0}")]
+    Config(String),
+    /// NATS could not be set up.
+    #[error(transparent)]
+    Nats(#[from] NatsError),
+    /// Metrics could not be set up or served.
+    #[error(transparent)]
+    Metrics(#[from] MetricsError),
+    /// A task of the bridge panicked.
+    #[error("bridge task failed: {0}")]
+    Task(String),
 }

@@ -347,6 +347,16 @@ impl<T: Send + Sync + 'static> WriteCoordinator<T> {
         self.inner.shared.stats.batch_latency.quantile(q)
     }
 
+    /// Successful batch write latency, for exporters.
+    pub fn batch_latency(&self) -> &crate::histogram::Histogram {
+        &self.inner.shared.stats.batch_latency
+    }
+
+    /// Time items waited in the queue, for exporters.
+    pub fn queue_wait(&self) -> &crate::histogram::Histogram {
+        &self.inner.shared.stats.queue_wait
+    }
+
     /// The coordinator id.
     pub fn coordinator_id(&self) -> &CoordinatorId {
         &self.inner.coordinator_id

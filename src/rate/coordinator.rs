@@ -274,6 +274,15 @@ impl RateCoordinator {
         Ok(self.get(provider)?.acquire_wait.quantile(q))
     }
 
+    /// Reads the histogram of time spent in `acquire` for `provider`, for exporters.
+    pub fn with_acquire_wait<R>(
+        &self,
+        provider: &str,
+        read: impl FnOnce(&crate::histogram::Histogram) -> R,
+    ) -> Result<R, RateError> {
+        Ok(read(&self.get(provider)?.acquire_wait))
+    }
+
     /// `provider`'s full state.
     pub fn snapshot(&self, provider: &str) -> Result<ProviderSnapshot, RateError> {
         let p = self.get(provider)?;

@@ -120,4 +120,5 @@ pub mod sink {
 
 pub mod nats;
 
+pub mod prometheus;
 pub mod system;

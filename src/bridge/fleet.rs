@@ -1,0 +1,324 @@
+//! The bridge's fleet view: every coordinator's instances merged into one state per
+//! coordinator. Pure apart from the wall clock used to age events.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicU64;
+
+use serde::Serialize;
+use tokio::time::Instant;
+
+use super::BridgeConfig;
+use crate::clock::WallClock;
+use crate::event::{BackpressureLevel, CoordinatorId, FeedbackEvent};
+use crate::feedback::{Fallback, FleetConfig, FleetView, Observed};
+
+/// One coordinator as the bridge sees it: what `/metrics`, the JSON API and the bus
+/// republish all show.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CoordinatorView {
+    /// The coordinator.
+    pub coordinator_id: CoordinatorId,
+    /// The most severe level among its instances.
+    pub level: BackpressureLevel,
+    /// 1 if `level` is ok, else 0.
+    pub backpressure_ok: u8,
+    /// 1 if `level` is soft, else 0.
+    pub backpressure_soft: u8,
+    /// 1 if `level` is hard, else 0.
+    pub backpressure_hard: u8,
+    /// The deepest instance's reported depth (what `max(coordinator_queue_depth)` over the
+    /// store pods would give).
+    pub queue_depth: u64,
+    /// The sum of the instances' reported depths.
+    pub fleet_queue_depth: u64,
+    /// The write consumer's `num_pending + num_ack_pending`, when known.
+    pub consumer_lag: Option<u64>,
+    /// `consumer_lag` when known (it counts every row not yet acknowledged, including those
+    /// in the stores' memory), else `fleet_queue_depth`.
+    pub backlog: u64,
+    /// The sum of the instances' capacities.
+    pub capacity: u64,
+    /// The highest depth / capacity among the instances.
+    pub utilization: f64,
+    /// Instances in the view (live and silent).
+    pub instances: u64,
+    /// Instances that missed their heartbeats.
+    pub silent_instances: u64,
+    /// Timestamp of the newest event, milliseconds since the Unix epoch.
+    pub last_event_ms: u64,
+}
+
+impl CoordinatorView {
+    fn of<'a>(
+        coordinator_id: CoordinatorId,
+        instances: impl IntoIterator<Item = (&'a FeedbackEvent, bool)>,
+        consumer_lag: Option<u64>,
+    ) -> Option<Self> {
+        let mut view: Option<Self> = None;
+        for (e, silent) in instances {
+            let v = view.get_or_insert_with(|| Self {
+                coordinator_id: coordinator_id.clone(),
+                level: BackpressureLevel::Ok,
+                backpressure_ok: 0,
+                backpressure_soft: 0,
+                backpressure_hard: 0,
+                queue_depth: 0,
+                fleet_queue_depth: 0,
+                consumer_lag,
+                backlog: 0,
+                capacity: 0,
+                utilization: 0.0,
+                instances: 0,
+                silent_instances: 0,
+                last_event_ms: 0,
+            });
+            v.level = v.level.max(e.level);
+            v.queue_depth = v.queue_depth.max(e.queue_depth);
+            v.fleet_queue_depth = v.fleet_queue_depth.saturating_add(e.queue_depth);
+            v.capacity = v.capacity.saturating_add(e.capacity);
+            v.utilization = v.utilization.max(e.utilization());
+            v.instances += 1;
+            v.silent_instances += u64::from(silent);
+            v.last_event_ms = v.last_event_ms.max(e.timestamp_ms);
+        }
+        view.map(|mut v| {
+            v.backpressure_ok = u8::from(v.level == BackpressureLevel::Ok);
+            v.backpressure_soft = u8::from(v.level == BackpressureLevel::Soft);
+            v.backpressure_hard = u8::from(v.level == BackpressureLevel::Hard);
+            v.backlog = v.consumer_lag.unwrap_or(v.fleet_queue_depth);
+            v
+        })
+    }
+}
+
+/// Counters of the bridge's own work, shared with the metrics.
+#[derive(Debug, Default)]
+pub struct BridgeStats {
+    /// Coordinator states republished on the bus.
+    pub published: AtomicU64,
+    /// Republishes the bus refused.
+    pub publish_errors: AtomicU64,
+    /// Failed consumer-lag reads (a missing consumer is not counted).
+    pub lag_errors: AtomicU64,
+}
+
+/// Every coordinator instance's latest state, ordered, aged and expired like an agent's view,
+/// plus each coordinator's consumer lag.
+///
+/// Silent instances count with their last state (`hold_last`) until `expire_after_ms`.
+#[derive(Debug, Clone)]
+pub struct FleetState {
+    view: FleetView,
+    lags: BTreeMap<CoordinatorId, u64>,
+}
+
+impl FleetState {
+    /// An empty fleet.
+    pub fn new(config: &BridgeConfig, wall: WallClock) -> Self {
+        let fleet = FleetConfig {
+            missed_heartbeats: config.missed_heartbeats,
+            max_event_age_ms: config.max_event_age_ms,
+            fallback: Fallback::HoldLast,
+            forget_after_ms: config.expire_after_ms,
+            ..FleetConfig::default()
+        };
+        Self {
+            view: FleetView::new(fleet, wall),
+            lags: BTreeMap::new(),
+        }
+    }
+
+    /// Takes in one event received at `now`.
+    pub fn observe(&mut self, event: FeedbackEvent, now: Instant) -> Observed {
+        self.view.observe(event, now)
+    }
+
+    /// Marks instances silent and drops expired ones; true if anything changed.
+    pub fn expire(&mut self, now: Instant) -> bool {
+        let changed = self.view.expire(now);
+        if changed {
+            let known = self.coordinators();
+            self.lags.retain(|id, _| known.contains(id));
+        }
+        changed
+    }
+
+    /// When [`expire`](Self::expire) next has work.
+    pub fn next_expiry(&self) -> Option<Instant> {
+        self.view.next_expiry()
+    }
+
+    /// Records the write consumer's lag of `coordinator` (`None`: unknown).
+    pub fn set_consumer_lag(&mut self, coordinator: &CoordinatorId, lag: Option<u64>) {
+        match lag {
+            Some(lag) => {
+                self.lags.insert(coordinator.clone(), lag);
+            }
+            None => {
+                self.lags.remove(coordinator);
+            }
+        }
+    }
+
+    /// Coordinators with at least one instance, sorted.
+    pub fn coordinators(&self) -> Vec<CoordinatorId> {
+        let mut ids: Vec<CoordinatorId> = self
+            .view
+            .instances()
+            .map(|(e, _)| e.coordinator_id.clone())
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    }
+
+    /// One coordinator's state, if it has instances.
+    pub fn view(&self, coordinator: &CoordinatorId) -> Option<CoordinatorView> {
+        CoordinatorView::of(
+            coordinator.clone(),
+            self.view
+                .instances()
+                .filter(|(e, _)| &e.coordinator_id == coordinator),
+            self.lags.get(coordinator).copied(),
+        )
+    }
+
+    /// Every coordinator's state, sorted by id.
+    pub fn views(&self) -> Vec<CoordinatorView> {
+        let mut by_id: BTreeMap<&CoordinatorId, Vec<(&FeedbackEvent, bool)>> = BTreeMap::new();
+        for (e, silent) in self.view.instances() {
+            by_id
+                .entry(&e.coordinator_id)
+                .or_default()
+                .push((e, silent));
+        }
+        by_id
+            .into_iter()
+            .filter_map(|(id, instances)| {
+                CoordinatorView::of(id.clone(), instances, self.lags.get(id).copied())
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::event::InstanceId;
+
+    fn event(
+        coordinator: &str,
+        instance: &str,
+        seq: u64,
+        level: BackpressureLevel,
+        depth: u64,
+    ) -> FeedbackEvent {
+        let mut e = FeedbackEvent::new(
+            CoordinatorId::new(coordinator).unwrap(),
+            InstanceId::new(instance).unwrap(),
+            1,
+            seq,
+            1_000_000,
+            level,
+            depth,
+            10_000,
+        );
+        e.heartbeat_ms = 1_000;
+        e
+    }
+
+    fn fleet() -> FleetState {
+        let config = BridgeConfig {
+            max_event_age_ms: 0,
+            ..BridgeConfig::default()
+        };
+        FleetState::new(&config, WallClock::anchored_at(Duration::from_secs(1_000)))
+    }
+
+    fn id(s: &str) -> CoordinatorId {
+        CoordinatorId::new(s).unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn merges_instances_per_coordinator() {
+        let mut f = fleet();
+        let now = Instant::now();
+        f.observe(event("a", "p1", 1, BackpressureLevel::Ok, 1_000), now);
+        f.observe(event("a", "p2", 1, BackpressureLevel::Hard, 9_000), now);
+        f.observe(event("b", "p1", 1, BackpressureLevel::Soft, 6_000), now);
+        let views = f.views();
+        assert_eq!(views.len(), 2);
+        let a = &views[0];
+        assert_eq!(a.coordinator_id, id("a"));
+        assert_eq!(a.level, BackpressureLevel::Hard);
+        assert_eq!(
+            (a.backpressure_ok, a.backpressure_soft, a.backpressure_hard),
+            (0, 0, 1)
+        );
+        assert_eq!(a.queue_depth, 9_000);
+        assert_eq!(a.fleet_queue_depth, 10_000);
+        assert_eq!(a.backlog, 10_000);
+        assert_eq!(a.capacity, 20_000);
+        assert_eq!(a.instances, 2);
+        assert_eq!(a.utilization, 0.9);
+        assert_eq!(views[1].level, BackpressureLevel::Soft);
+        assert_eq!(f.view(&id("b")), Some(views[1].clone()));
+        assert_eq!(f.view(&id("c")), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn consumer_lag_replaces_the_reported_depths_as_backlog() {
+        let mut f = fleet();
+        f.observe(
+            event("a", "p1", 1, BackpressureLevel::Ok, 300),
+            Instant::now(),
+        );
+        f.set_consumer_lag(&id("a"), Some(1_200));
+        let v = f.view(&id("a")).unwrap();
+        assert_eq!(
+            (v.consumer_lag, v.backlog, v.queue_depth),
+            (Some(1_200), 1_200, 300)
+        );
+        f.set_consumer_lag(&id("a"), None);
+        assert_eq!(f.view(&id("a")).unwrap().backlog, 300);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn silent_instances_hold_their_state_until_they_expire() {
+        let mut f = fleet();
+        f.observe(
+            event("a", "p1", 1, BackpressureLevel::Hard, 9_000),
+            Instant::now(),
+        );
+        f.set_consumer_lag(&id("a"), Some(5));
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        assert!(f.expire(Instant::now()));
+        let v = f.view(&id("a")).unwrap();
+        assert_eq!((v.silent_instances, v.level), (1, BackpressureLevel::Hard));
+        tokio::time::sleep(Duration::from_secs(7)).await;
+        assert!(f.expire(Instant::now()));
+        assert!(f.views().is_empty());
+        assert!(f.coordinators().is_empty());
+        // The lag of a coordinator that left is forgotten with it.
+        f.observe(
+            event("a", "p1", 2, BackpressureLevel::Ok, 0),
+            Instant::now(),
+        );
+        assert_eq!(f.view(&id("a")).unwrap().consumer_lag, None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn leaving_instances_are_dropped_at_once() {
+        let mut f = fleet();
+        f.observe(
+            event("a", "p1", 1, BackpressureLevel::Hard, 9_000),
+            Instant::now(),
+        );
+        let mut bye = event("a", "p1", 2, BackpressureLevel::Ok, 0);
+        bye.leaving = true;
+        assert_eq!(f.observe(bye, Instant::now()), Observed::Left);
+        assert!(f.views().is_empty());
+    }
+}

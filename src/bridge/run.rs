@@ -1,0 +1,233 @@
+//! The running bridge: feedback in, fleet view out on `/metrics`, the JSON API and the bus.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_nats::connection::State;
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, interval, sleep_until};
+use tokio_util::sync::CancellationToken;
+
+use super::fleet::{BridgeStats, CoordinatorView, FleetState};
+use super::lag::{self, lock};
+use super::{BridgeError, api};
+use crate::bus::nats::{NatsConnection, NatsSubscriber};
+use crate::bus::{FeedbackSubscription, Interest};
+use crate::clock::WallClock;
+use crate::event::{BackpressureLevel, CoordinatorId};
+use crate::metrics::{FeedbackTransport, Metrics, serve};
+use crate::settings::Settings;
+
+/// A started bridge. Stop it with [`stop`](Self::stop).
+pub struct Bridge {
+    addr: SocketAddr,
+    state: Arc<Mutex<FleetState>>,
+    stop: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+    server: JoinHandle<Result<(), crate::metrics::MetricsError>>,
+}
+
+impl std::fmt::Debug for Bridge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bridge")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Runs the bridge until `shutdown` completes.
+pub async fn run(
+    settings: Settings,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), BridgeError> {
+    let bridge = Bridge::start(&settings).await?;
+    shutdown.await;
+    bridge.stop().await
+}
+
+impl Bridge {
+    /// Connects to NATS, subscribes to every followed coordinator's feedback (reading the
+    /// last-value stream first), and serves `/metrics`, `/healthz`, `/readyz` and the JSON API
+    /// on `metrics.listen`.
+    pub async fn start(settings: &Settings) -> Result<Self, BridgeError> {
+        let config = &settings.bridge;
+        config
+            .validate()
+            .map_err(|(key, reason)| BridgeError::Config(format!("bridge.{key}: {reason}")))?;
+        let metrics = Metrics::new()?;
+        let conn = settings.nats.connect("backflow-bridge").await?;
+        let interest = Interest::of(config.coordinators.iter().cloned());
+        let (deliveries, subscriber) = NatsSubscriber::start(&conn, interest).await?;
+        let state = Arc::new(Mutex::new(FleetState::new(config, WallClock::new())));
+        let stats = Arc::new(BridgeStats::default());
+        metrics.register_transport(FeedbackTransport::Nats(subscriber));
+        let view_state = state.clone();
+        metrics.register_bridge(stats.clone(), move || lock(&view_state).views())?;
+
+        let stop = CancellationToken::new();
+        let mut tasks = vec![tokio::spawn(fold(
+            metrics.count_feedback(deliveries),
+            conn.clone(),
+            state.clone(),
+            stats.clone(),
+            Duration::from_millis(config.publish_interval_ms),
+            stop.clone(),
+        ))];
+        if config.lag_poll_interval_ms > 0 {
+            tasks.push(tokio::spawn(lag::poll(
+                conn.clone(),
+                state.clone(),
+                stats,
+                Duration::from_millis(config.lag_poll_interval_ms),
+                stop.clone(),
+            )));
+        }
+        let client = conn.client.clone();
+        let router = metrics
+            .router(move || client.connection_state() == State::Connected)
+            .merge(api::router(state.clone()));
+        let (addr, server) = serve(&settings.metrics, router, stop.clone().cancelled_owned())
+            .await
+            .inspect_err(|_| stop.cancel())?;
+        tracing::info!(%addr, followed = ?config.coordinators, "Bridge running.");
+        Ok(Self {
+            addr,
+            state,
+            stop,
+            tasks,
+            server,
+        })
+    }
+
+    /// Where `/metrics` and the API are served.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The fleet view now.
+    pub fn views(&self) -> Vec<CoordinatorView> {
+        lock(&self.state).views()
+    }
+
+    /// Stops every task and the server (finishing requests in flight).
+    pub async fn stop(self) -> Result<(), BridgeError> {
+        self.stop.cancel();
+        for task in self.tasks {
+            let _ = task.await;
+        }
+        match self.server.await {
+            Ok(result) => result?,
+            Err(e) => return Err(BridgeError::Task(e.to_string())),
+        }
+        tracing::info!("Bridge stopped.");
+        Ok(())
+    }
+}
+
+/// Applies events and expiries to the fleet view and republishes it: each coordinator on
+/// every level change at once, and all of them every `every` (if not zero).
+async fn fold<S: FeedbackSubscription>(
+    mut deliveries: S,
+    conn: NatsConnection,
+    state: Arc<Mutex<FleetState>>,
+    stats: Arc<BridgeStats>,
+    every: Duration,
+    stop: CancellationToken,
+) {
+    let mut publisher = Republisher {
+        conn,
+        stats,
+        levels: HashMap::new(),
+    };
+    let mut tick = interval(every.max(Duration::from_millis(1)));
+    let mut open = true;
+    loop {
+        let wake = lock(&state).next_expiry();
+        tokio::select! {
+            delivery = deliveries.next(), if open => match delivery {
+                Some(delivery) => {
+                    let (event, reply) = delivery.into_parts();
+                    let id = event.coordinator_id.clone();
+                    let (outcome, view) = {
+                        let mut s = lock(&state);
+                        let outcome = s.observe(event, Instant::now());
+                        (outcome, s.view(&id))
+                    };
+                    reply(outcome);
+                    publisher.on_change(&id, view).await;
+                }
+                None => {
+                    tracing::warn!("Feedback subscription closed.");
+                    open = false;
+                }
+            },
+            () = sleep_until(wake.unwrap_or_else(Instant::now)), if wake.is_some() => {
+                let views = {
+                    let mut s = lock(&state);
+                    s.expire(Instant::now());
+                    s.views()
+                };
+                publisher.forget_missing(&views);
+            }
+            _ = tick.tick(), if !every.is_zero() => {
+                let views = lock(&state).views();
+                for view in views {
+                    publisher.publish(view).await;
+                }
+            }
+            () = stop.cancelled() => return,
+        }
+    }
+}
+
+/// Publishes coordinator states on `<prefix>.metrics.<coordinator_id>` as JSON.
+struct Republisher {
+    conn: NatsConnection,
+    stats: Arc<BridgeStats>,
+    /// The level last published per coordinator.
+    levels: HashMap<CoordinatorId, BackpressureLevel>,
+}
+
+impl Republisher {
+    async fn on_change(&mut self, id: &CoordinatorId, view: Option<CoordinatorView>) {
+        match view {
+            Some(view) if self.levels.get(id) != Some(&view.level) => self.publish(view).await,
+            Some(_) => {}
+            None => {
+                self.levels.remove(id);
+            }
+        }
+    }
+
+    fn forget_missing(&mut self, views: &[CoordinatorView]) {
+        self.levels
+            .retain(|id, _| views.iter().any(|v| &v.coordinator_id == id));
+    }
+
+    async fn publish(&mut self, view: CoordinatorView) {
+        let subject = self.conn.subjects.metrics(&view.coordinator_id);
+        let sent = match serde_json::to_vec(&view) {
+            Ok(body) => self
+                .conn
+                .client
+                .publish(subject, body.into())
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match sent {
+            Ok(()) => {
+                self.stats.published.fetch_add(1, Relaxed);
+                self.levels.insert(view.coordinator_id, view.level);
+            }
+            Err(error) => {
+                self.stats.publish_errors.fetch_add(1, Relaxed);
+                tracing::debug!(%error, "Cannot republish a coordinator's state.");
+            }
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! Counts feedback events by coordinator and level on their way to a handler.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+
+use async_trait::async_trait;
+
+use crate::bus::{Delivery, FeedbackSubscription};
+use crate::event::{BackpressureLevel, FeedbackEvent};
+
+/// Distinct coordinator ids counted before further ones share the label `_other`, so that a
+/// misbehaving publisher cannot grow the label set without bound.
+pub const MAX_COUNTED_COORDINATORS: usize = 256;
+
+/// The label value that collects coordinators beyond [`MAX_COUNTED_COORDINATORS`].
+pub const OTHER_COORDINATORS: &str = "_other";
+
+/// Events seen, per (coordinator id, level).
+#[derive(Debug, Default)]
+pub struct FeedbackCounts {
+    counts: Mutex<HashMap<(String, BackpressureLevel), u64>>,
+}
+
+impl FeedbackCounts {
+    /// Counts one event.
+    pub fn count(&self, event: &FeedbackEvent) {
+        let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        let id = event.coordinator_id.as_str();
+        let known = counts.keys().any(|(c, _)| c == id);
+        let coordinators = || {
+            let mut ids: Vec<&str> = counts.keys().map(|(c, _)| c.as_str()).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            ids.len()
+        };
+        let label = if known || coordinators() < MAX_COUNTED_COORDINATORS {
+            id.to_owned()
+        } else {
+            OTHER_COORDINATORS.to_owned()
+        };
+        *counts.entry((label, event.level)).or_insert(0) += 1;
+    }
+
+    /// Every (coordinator id, level, count), sorted.
+    pub fn snapshot(&self) -> Vec<(String, BackpressureLevel, u64)> {
+        let counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut out: Vec<_> = counts
+            .iter()
+            .map(|((c, l), n)| (c.clone(), *l, *n))
+            .collect();
+        out.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        out
+    }
+}
+
+/// A [`FeedbackSubscription`] that counts every event it passes on (see
+/// [`Metrics::count_feedback`](super::Metrics::count_feedback)).
+pub struct Counted<S> {
+    inner: S,
+    counts: std::sync::Arc<FeedbackCounts>,
+}
+
+impl<S> Counted<S> {
+    pub(crate) fn new(inner: S, counts: std::sync::Arc<FeedbackCounts>) -> Self {
+        Self { inner, counts }
+    }
+}
+
+#[async_trait]
+impl<S: FeedbackSubscription> FeedbackSubscription for Counted<S> {
+    async fn next(&mut self) -> Option<Delivery> {
+        let delivery = self.inner.next().await?;
+        self.counts.count(&delivery.event);
+        Some(delivery)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{CoordinatorId, InstanceId};
+
+    fn event(id: &str, level: BackpressureLevel) -> FeedbackEvent {
+        FeedbackEvent::new(
+            CoordinatorId::new(id).unwrap(),
+            InstanceId::new("i").unwrap(),
+            1,
+            1,
+            0,
+            level,
+            0,
+            1,
+        )
+    }
+
+    #[test]
+    fn counts_by_coordinator_and_level_with_a_bounded_label_set() {
+        let c = FeedbackCounts::default();
+        c.count(&event("a", BackpressureLevel::Hard));
+        c.count(&event("a", BackpressureLevel::Hard));
+        c.count(&event("b", BackpressureLevel::Ok));
+        assert_eq!(
+            c.snapshot(),
+            vec![
+                ("a".into(), BackpressureLevel::Hard, 2),
+                ("b".into(), BackpressureLevel::Ok, 1)
+            ]
+        );
+        for i in 0..MAX_COUNTED_COORDINATORS + 10 {
+            c.count(&event(&format!("c{i}"), BackpressureLevel::Soft));
+        }
+        let snap = c.snapshot();
+        let ids: std::collections::BTreeSet<&str> =
+            snap.iter().map(|(c, _, _)| c.as_str()).collect();
+        assert_eq!(ids.len(), MAX_COUNTED_COORDINATORS + 1);
+        assert!(ids.contains(OTHER_COORDINATORS));
+        // Known coordinators keep their own label.
+        c.count(&event("a", BackpressureLevel::Ok));
+        assert!(
+            c.snapshot()
+                .contains(&("a".into(), BackpressureLevel::Ok, 1))
+        );
+    }
+}
