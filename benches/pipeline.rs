@@ -91,6 +91,7 @@ async fn end_to_end(server: &str, rows_per_agent: u64, agents: u64, feedback: bo
         nats: NatsOptions::for_url(server),
         ..Settings::default()
     };
+    base.metrics.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
     base.coordinator.capacity = 20_000;
     base.coordinator.batch_size = BATCH;
     base.coordinator.workers = WORKERS;
@@ -151,6 +152,9 @@ async fn agents_only(server: &str, rows_per_agent: u64, agents: u64) -> f64 {
         nats: NatsOptions {
             prefix: "agentsonly".into(),
             ..NatsOptions::for_url(server)
+        },
+        metrics: backflow::metrics::MetricsConfig {
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
         },
         ..Settings::default()
     };

@@ -95,6 +95,7 @@ store:
   drain_timeout_ms: 20000
   backlog_poll_ms: 200
 nats: {{servers: ['{}']}}
+metrics: {{listen: '127.0.0.1:0'}}
 ",
                 db.yaml(),
                 self.nats.url()
@@ -113,6 +114,7 @@ nats: {{servers: ['{}']}}
 feedback: {{provider_name: feed, hysteresis: {{dwell_ms: 300, ramp_interval_ms: 100}}}}
 agent: {{name: {name}, max_rows: {rows}, ack_log: {}, retry_delay_ms: 100}}
 nats: {{servers: ['{}']}}
+metrics: {{listen: '127.0.0.1:0'}}
 ",
                 log.display(),
                 self.nats.url()
@@ -175,6 +177,29 @@ fn num(v: &serde_json::Value, path: &[&str]) -> f64 {
         .unwrap_or_else(|| panic!("{path:?} missing in {v}"))
 }
 
+/// Scrapes the `/metrics` endpoint a process logged (`metrics=<addr>`).
+async fn scrape_metrics(p: &Proc) -> String {
+    let mut addr = String::new();
+    wait_until(LONG, "the metrics address in the log", || {
+        addr = p
+            .log()
+            .split("metrics=")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_default()
+            .to_owned();
+        !addr.is_empty()
+    })
+    .await;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 /// Database keys equal the acknowledged keys, each once.
 async fn assert_exactly_acked(db: &Db, logs: &[PathBuf]) {
     let (acked, _) = acked_keys(logs);
@@ -197,6 +222,16 @@ async fn overload_end_to_end(db: Db) {
     rig.stream_ready().await;
     let (a1, log1) = rig.agent("a1", 1_500, 3_000);
     let (a2, log2) = rig.agent("a2", 1_500, 3_000);
+    // The store's /metrics carries the series KEDA queries.
+    let scrape = scrape_metrics(&store).await;
+    assert!(
+        scrape.contains("coordinator_queue_depth{coordinator_id=\"default\"}"),
+        "{scrape}"
+    );
+    assert!(
+        scrape.contains("coordinator_backpressure_hard{coordinator_id=\"default\"}"),
+        "{scrape}"
+    );
     let (r1, r2) = tokio::join!(a1.report(LONG), a2.report(LONG));
     for r in [&r1, &r2] {
         assert_eq!(num(r, &["acked"]), 3_000.0, "{r}");

@@ -115,6 +115,9 @@ pub struct AgentConfig {
     /// Append `source,symbol,ts_ms` of every acknowledged row to this file (an audit trail
     /// of what the stream accepted).
     pub ack_log: Option<PathBuf>,
+    /// Also accept feedback on `POST /feedback` (settings `http.receiver`), for stores that
+    /// post instead of (or as well as) publishing on NATS.
+    pub http_receiver: bool,
 }
 
 impl Default for AgentConfig {
@@ -131,6 +134,7 @@ impl Default for AgentConfig {
             drain_timeout_ms: 10_000,
             max_rows: None,
             ack_log: None,
+            http_receiver: false,
         }
     }
 }

@@ -11,12 +11,14 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::publisher::{PublishPlan, RowPublisher};
-use crate::bus::Interest;
-use crate::bus::nats::{NatsError, NatsSubscriber};
+use crate::bus::http::{HttpError, HttpReceiver};
+use crate::bus::nats::{NatsConnection, NatsError, NatsSubscriber};
+use crate::bus::{Delivery, Interest};
 use crate::clock::WallClock;
 use crate::event::InstanceId;
 use crate::feedback::{FeedbackHandler, HandlerStats};
 use crate::market::CsvError;
+use crate::metrics::{FeedbackTransport, Metrics, MetricsError, serve};
 use crate::rate::{RateCoordinator, RateError};
 use crate::settings::Settings;
 
@@ -38,6 +40,12 @@ pub enum AgentError {
     /// The ack log cannot be opened.
     #[error("ack log {0}: {1}")]
     AckLog(String, std::io::Error),
+    /// `/metrics` could not be served.
+    #[error(transparent)]
+    Metrics(#[from] MetricsError),
+    /// The HTTP feedback receiver could not start.
+    #[error(transparent)]
+    Http(#[from] HttpError),
 }
 
 /// What an agent did, reported when it stops.
@@ -95,12 +103,23 @@ pub async fn run(
     let stop = CancellationToken::new();
     let mut tasks = JoinSet::new();
 
+    let metrics = Metrics::new()?;
     let handler_stats = if settings.feedback.enable_feedback {
-        Some(start_feedback(&settings, &rate, &conn, &stop, &mut tasks, &name).await?)
+        Some(start_feedback(&settings, &rate, &conn, &stop, &mut tasks, &name, &metrics).await?)
     } else {
         tracing::info!("Feedback disabled: running at base rates.");
+        metrics.register_rate(&rate, &rate.provider_names())?;
         None
     };
+    let client = conn.client.clone();
+    let router = metrics
+        .router(move || client.connection_state() == async_nats::connection::State::Connected);
+    let (metrics_addr, metrics_server) =
+        serve(&settings.metrics, router, stop.clone().cancelled_owned()).await?;
+    tasks.spawn(async move {
+        let _ = metrics_server.await;
+    });
+    tracing::info!(%metrics_addr, "Agent metrics listening.");
     let min_scale = Arc::new(AtomicU64::new(1.0f64.to_bits()));
     for provider in rate.provider_names() {
         let mut scale = rate.watch_scale(&provider)?;
@@ -190,28 +209,46 @@ pub async fn run(
 async fn start_feedback(
     settings: &Settings,
     rate: &RateCoordinator,
-    conn: &crate::bus::nats::NatsConnection,
+    conn: &NatsConnection,
     stop: &CancellationToken,
     tasks: &mut JoinSet<()>,
     name: &str,
+    metrics: &Metrics,
 ) -> Result<Arc<HandlerStats>, AgentError> {
     let fb = &settings.feedback;
-    let (subscription, _stats) =
+    let (nats, nats_stats) =
         NatsSubscriber::start(conn, Interest::of(fb.coordinators.iter().cloned())).await?;
+    metrics.register_transport(FeedbackTransport::Nats(nats_stats));
+    let deliveries: mpsc::Receiver<Delivery> = if settings.agent.http_receiver {
+        let receiver = HttpReceiver::new(settings.http.receiver.clone())?;
+        let (addr, http, server) = receiver.serve(stop.clone().cancelled_owned()).await?;
+        tracing::info!(%addr, "Accepting feedback over HTTP as well.");
+        metrics.register_transport(FeedbackTransport::Http(receiver.stats()));
+        tasks.spawn(async move {
+            let _keep = receiver; // numbers seed-shaped events for as long as it serves
+            let _ = server.await;
+        });
+        crate::bus::merge(nats, http)
+    } else {
+        nats
+    };
     let seed = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
     });
+    let providers = fb.providers(rate);
     let handler = FeedbackHandler::new(
         rate.clone(),
-        fb.providers(rate),
+        providers.clone(),
         fb.build_policy(seed),
         fb.fleet.clone(),
     )?;
     let stats = handler.stats();
+    metrics.register_agent(rate, &providers, stats.clone(), None)?;
+    let counted = metrics.count_feedback(deliveries);
     tasks.spawn({
         let stop = stop.clone();
         async move {
-            handler.run(subscription, stop.cancelled_owned()).await;
+            handler.run(counted, stop.cancelled_owned()).await;
         }
     });
     Ok(stats)

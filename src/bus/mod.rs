@@ -144,3 +144,28 @@ impl FeedbackPublisher for Fanout {
         }
     }
 }
+
+/// One stream of deliveries from two transports (e.g. NATS and the HTTP receiver); it ends
+/// when both have ended.
+pub fn merge(
+    mut a: tokio::sync::mpsc::Receiver<Delivery>,
+    mut b: tokio::sync::mpsc::Receiver<Delivery>,
+) -> tokio::sync::mpsc::Receiver<Delivery> {
+    let (tx, rx) = tokio::sync::mpsc::channel(1024);
+    tokio::spawn(async move {
+        let (mut a_open, mut b_open) = (true, true);
+        while a_open || b_open {
+            let next = tokio::select! {
+                d = a.recv(), if a_open => d.or_else(|| { a_open = false; None }),
+                d = b.recv(), if b_open => d.or_else(|| { b_open = false; None }),
+                () = tx.closed() => return,
+            };
+            if let Some(d) = next {
+                if tx.send(d).await.is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    rx
+}

@@ -54,6 +54,8 @@ pub async fn run_nats(
         ..Settings::default()
     };
     base.coordinator.coordinator_id = CoordinatorId::default();
+    // Several components in one process: each serves /metrics on its own free port.
+    base.metrics.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
     base.coordinator.capacity = config.capacity;
     base.coordinator.heartbeat_interval_ms = 500;
 

@@ -272,6 +272,9 @@ impl Settings {
                 ));
             }
         }
+        self.bridge
+            .validate()
+            .map_err(|e| SettingsError::invalid(format!("bridge.{}", e.0), e.1))?;
         self.agent
             .validate()
             .map_err(|(k, r)| SettingsError::invalid(format!("agent.{k}"), r))?;

@@ -18,7 +18,9 @@ use crate::bus::nats::{NatsConnection, NatsError, NatsPublisher, ensure_state_st
 use crate::bus::{Fanout, FeedbackPublisher};
 use crate::coordinator::{ConfigError, StatsSnapshot, WriteCoordinator};
 use crate::market::Bar;
+use crate::metrics::{Metrics, MetricsError, serve};
 use crate::settings::Settings;
+use tokio_util::sync::CancellationToken;
 
 /// Why the store could not start.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +40,9 @@ pub enum StoreError {
     /// The HTTP emitter could not be built.
     #[error("http emitter: {0}")]
     Http(String),
+    /// `/metrics` could not be served.
+    #[error(transparent)]
+    Metrics(#[from] MetricsError),
 }
 
 /// What a store did, reported when it stops.
@@ -94,7 +99,22 @@ pub async fn run(
     }))
     .publisher(publisher(&settings, &conn)?)
     .start()?;
-    tracing::info!(coordinator_id = %id, consumer = %conn.subjects.write_consumer(&id), "Store running.");
+    let metrics = Metrics::new()?;
+    metrics.register_store(&coordinator)?;
+    let http_stop = CancellationToken::new();
+    let probe = coordinator.clone();
+    let (metrics_addr, http) = serve(
+        &settings.metrics,
+        metrics.router(move || probe.health().is_healthy()),
+        http_stop.clone().cancelled_owned(),
+    )
+    .await?;
+    tracing::info!(
+        coordinator_id = %id,
+        consumer = %conn.subjects.write_consumer(&id),
+        metrics = %metrics_addr,
+        "Store running."
+    );
 
     let backlog = tokio::spawn(poll_backlog(
         consumer.clone(),
@@ -112,6 +132,8 @@ pub async fn run(
         .stop(true, Duration::from_millis(config.drain_timeout_ms))
         .await;
     let _ = conn.client.flush().await;
+    http_stop.cancel();
+    let _ = http.await;
     Ok(StoreReport {
         received: counters.received.load(Relaxed),
         rows: counters.rows.load(Relaxed),
