@@ -18,4 +18,13 @@ need_pkg() { # need_pkg <binary> <debian package>
 need_pkg nats-server nats-server
 need_pkg prometheus prometheus
 
+# The PostgreSQL tests use the server at 127.0.0.1:5432 (BACKFLOW_TEST_POSTGRES overrides the
+# connection string). Start the local cluster if it is installed but stopped.
+if [ -z "${BACKFLOW_TEST_POSTGRES:-}" ] && command -v pg_isready >/dev/null 2>&1 \
+  && ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null && command -v pg_ctlcluster >/dev/null 2>&1; then
+  for version in $(ls /etc/postgresql 2>/dev/null); do
+    pg_ctlcluster --skip-systemctl-redirect "$version" main start 2>/dev/null || true
+  done
+fi
+
 exec cargo test --locked "$@"

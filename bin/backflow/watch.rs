@@ -54,7 +54,14 @@ pub(crate) async fn run(args: WatchArgs) -> Result<()> {
     let wall = WallClock::new();
     if !args.table {
         while let Some(d) = events.next().await {
-            println!("{}", line(&d.event, wall.now_ms()));
+            let mut out = std::io::stdout().lock();
+            // A closed pipe (`| head`) ends the watch quietly.
+            if writeln!(out, "{}", line(&d.event, wall.now_ms()))
+                .and_then(|()| out.flush())
+                .is_err()
+            {
+                return Ok(());
+            }
         }
         return Ok(());
     }
