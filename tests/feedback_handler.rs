@@ -308,3 +308,64 @@ async fn run_applies_events_from_a_subscription_and_stops_on_shutdown() {
     assert_eq!(h.fleet().len(), 1, "the other coordinator was filtered out");
     let _: BackpressureLevel = h.signal().level;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_store_whose_clock_is_behind_is_followed_and_its_late_events_recognised() {
+    let r = rate();
+    let mut h = step_handler(&r);
+    let behind = |seq, level, lag_ms: u64| {
+        let mut e = event("default", "skewed", seq, level, 600, 1000);
+        e.timestamp_ms -= lag_ms;
+        e
+    };
+    // The store's clock runs two minutes behind: its events still count.
+    assert_eq!(h.handle(behind(1, Soft, 120_000)), Observed::Applied);
+    assert_eq!(r.scale("ibkr"), Ok(0.5));
+    assert_eq!(h.handle(behind(2, Hard, 120_000)), Observed::Applied);
+    assert_eq!(r.scale("ibkr"), Ok(0.0));
+    // An event it queued 20 s ago and delivered now is stale by its own clock.
+    assert_eq!(h.handle(behind(3, Fine, 140_000)), Observed::TooOld);
+    assert_eq!(r.scale("ibkr"), Ok(0.0));
+    assert_eq!(h.handle(behind(4, Fine, 120_000)), Observed::Applied);
+    assert_eq!(r.scale("ibkr"), Ok(1.0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_first_event_far_from_the_local_clock_is_ignored() {
+    let r = rate();
+    let mut h = step_handler(&r);
+    let mut ancient = event("default", "dead-pod", 7, Hard, 900, 1000);
+    ancient.timestamp_ms -= 10 * 60_000;
+    assert_eq!(h.handle(ancient), Observed::TooOld);
+    let mut future = event("default", "fast-clock", 1, Hard, 900, 1000);
+    future.timestamp_ms += 10 * 60_000;
+    assert_eq!(h.handle(future), Observed::TooOld);
+    assert_eq!(r.scale("ibkr"), Ok(1.0));
+    assert!(h.fleet().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_silent_pod_with_a_live_sibling_is_forgotten_without_fallback() {
+    let r = rate();
+    let fleet = FleetConfig {
+        fallback: Fallback::Scale(0.25),
+        ..FleetConfig::default()
+    };
+    let mut h =
+        FeedbackHandler::new(r.clone(), ["ibkr"], Box::new(StepPolicy::default()), fleet).unwrap();
+    let t0 = Instant::now();
+    h.handle(event("default", "pod-a", 1, Fine, 0, 1000));
+    h.handle(event("default", "pod-b", 1, Soft, 700, 1000)); // then killed: never heard again
+    assert_eq!(r.scale("ibkr"), Ok(0.5));
+    for s in 2..=10 {
+        run_until(&mut h, t0 + Duration::from_millis(s * 1_000)).await;
+        h.handle(event("default", "pod-a", s, Fine, 0, 1000));
+    }
+    assert_eq!(h.fleet().len(), 1, "the dead pod is gone");
+    assert_eq!(h.fleet().silent(), 0);
+    assert_eq!(
+        r.scale("ibkr"),
+        Ok(1.0),
+        "no fallback while its sibling reports"
+    );
+}

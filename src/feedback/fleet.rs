@@ -28,9 +28,16 @@ pub struct FleetConfig {
     pub missed_heartbeats: u32,
     /// Heartbeat interval assumed for events that do not state theirs, in milliseconds.
     pub default_heartbeat_ms: u64,
-    /// Events older than this (by their timestamp) are ignored, in milliseconds; 0 disables
-    /// the check (for hosts whose clocks cannot be trusted).
+    /// An event is stale, and ignored, when it is this much older than its instance's
+    /// freshest events, in milliseconds; 0 disables the check. Ages are measured against each
+    /// instance's own clock (the smallest delay seen from it is its baseline), so a store whose
+    /// clock is off still works, while events it queued during an outage and delivered late
+    /// are recognised.
     pub max_event_age_ms: u64,
+    /// The first event of an unknown instance is ignored when its timestamp is further than
+    /// this from the local clock, either way, in milliseconds (old events of long-dead pods
+    /// read from the last-value stream); 0 disables the check.
+    pub max_clock_skew_ms: u64,
     /// What a silent instance counts as.
     pub fallback: Fallback,
     /// A silent instance is forgotten entirely after this long without events, in
@@ -44,6 +51,7 @@ impl Default for FleetConfig {
             missed_heartbeats: 3,
             default_heartbeat_ms: 1_000,
             max_event_age_ms: 15_000,
+            max_clock_skew_ms: 300_000,
             fallback: Fallback::Scale(0.5),
             forget_after_ms: 300_000,
         }
@@ -58,6 +66,12 @@ impl FleetConfig {
         }
         if self.default_heartbeat_ms == 0 {
             return Err(("default_heartbeat_ms", "must be at least 1".into()));
+        }
+        if self.max_clock_skew_ms > 0 && self.max_clock_skew_ms < self.max_event_age_ms {
+            return Err((
+                "max_clock_skew_ms",
+                "must not be below max_event_age_ms (or 0 to disable)".into(),
+            ));
         }
         if let Fallback::Scale(s) = self.fallback {
             if !(0.0..=1.0).contains(&s) {
@@ -77,7 +91,8 @@ pub enum Observed {
     Duplicate,
     /// Older than the instance's current state (a late or replayed event).
     OutOfOrder,
-    /// Its timestamp is older than `max_event_age_ms`.
+    /// Its timestamp is too old: `max_event_age_ms` behind its instance's freshest events, or
+    /// (first event of an instance) `max_clock_skew_ms` away from the local clock.
     TooOld,
     /// The instance said goodbye and was forgotten.
     Left,
@@ -101,6 +116,8 @@ struct Instance {
     last: FeedbackEvent,
     received: Instant,
     silent: bool,
+    /// Smallest (local receive time − event timestamp) seen: the instance's clock baseline.
+    min_delay_ms: i64,
 }
 
 type Key = (CoordinatorId, InstanceId);
@@ -133,33 +150,65 @@ impl FleetView {
 
     /// Takes in one event received at `now`.
     pub fn observe(&mut self, event: FeedbackEvent, now: Instant) -> Observed {
-        if self.config.max_event_age_ms > 0 {
-            let age = self.wall.now_ms().saturating_sub(event.timestamp_ms);
-            if age > self.config.max_event_age_ms {
-                return Observed::TooOld;
-            }
-        }
+        let delay = i64::try_from(self.wall.now_ms()).unwrap_or(i64::MAX)
+            - i64::try_from(event.timestamp_ms).unwrap_or(i64::MAX);
         let key = (event.coordinator_id.clone(), event.instance_id.clone());
-        if let Some(known) = self.instances.get(&key) {
-            match event.order_key().cmp(&known.last.order_key()) {
-                std::cmp::Ordering::Less => return Observed::OutOfOrder,
-                std::cmp::Ordering::Equal => return Observed::Duplicate,
-                std::cmp::Ordering::Greater => {}
+        let baseline = match self.instances.get(&key) {
+            Some(known) => {
+                match event.order_key().cmp(&known.last.order_key()) {
+                    std::cmp::Ordering::Less => return Observed::OutOfOrder,
+                    std::cmp::Ordering::Equal => return Observed::Duplicate,
+                    std::cmp::Ordering::Greater => {}
+                }
+                let age = delay.saturating_sub(known.min_delay_ms);
+                if self.config.max_event_age_ms > 0
+                    && age > i64::try_from(self.config.max_event_age_ms).unwrap_or(i64::MAX)
+                {
+                    return Observed::TooOld;
+                }
+                known.min_delay_ms.min(delay)
             }
-        }
+            None => {
+                let skew = self.config.max_clock_skew_ms;
+                if skew > 0 && delay.unsigned_abs() > skew {
+                    return Observed::TooOld;
+                }
+                delay
+            }
+        };
         if event.leaving {
             self.instances.remove(&key);
             return Observed::Left;
         }
+        let coordinator = key.0.clone();
         self.instances.insert(
             key,
             Instance {
                 last: event,
                 received: now,
                 silent: false,
+                min_delay_ms: baseline,
             },
         );
+        self.forget_silent_siblings(&coordinator);
         Observed::Applied
+    }
+
+    /// Silent instances of a coordinator that still has a live one carry no information (a
+    /// pod that died while its siblings or its replacement report): forget them, so that the
+    /// silence fallback only applies when a whole coordinator has gone quiet.
+    fn forget_silent_siblings(&mut self, coordinator: &CoordinatorId) -> bool {
+        let live = self
+            .instances
+            .iter()
+            .any(|((c, _), i)| c == coordinator && !i.silent);
+        if !live {
+            return false;
+        }
+        let before = self.instances.len();
+        self.instances
+            .retain(|(c, _), i| c != coordinator || !i.silent);
+        self.instances.len() != before
     }
 
     /// Marks instances silent and forgets long-silent ones; true if the merge changed.
@@ -183,6 +232,11 @@ impl FleetView {
                     tracing::warn!(coordinator_id = %key.0, instance_id = %key.1, "Coordinator instance went silent.");
                 }
             }
+        }
+        let coordinators: std::collections::BTreeSet<CoordinatorId> =
+            self.instances.keys().map(|(c, _)| c.clone()).collect();
+        for c in coordinators {
+            changed |= self.forget_silent_siblings(&c);
         }
         changed
     }
