@@ -58,6 +58,9 @@ pub struct StoreConfig {
     pub redeliver_delay_ms: u64,
     /// The write stream.
     pub stream: WriteStreamConfig,
+    /// Shifts this store's event timestamps by this many milliseconds, for clock-skew drills
+    /// (0 in production).
+    pub clock_skew_ms: i64,
 }
 
 impl Default for StoreConfig {
@@ -74,6 +77,7 @@ impl Default for StoreConfig {
             drain_timeout_ms: 30_000,
             redeliver_delay_ms: 1_000,
             stream: WriteStreamConfig::default(),
+            clock_skew_ms: 0,
         }
     }
 }

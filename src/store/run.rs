@@ -16,6 +16,7 @@ use super::stream::{ensure_write_consumer, ensure_write_stream};
 use crate::bus::http::HttpPublisher;
 use crate::bus::nats::{NatsConnection, NatsError, NatsPublisher, ensure_state_stream};
 use crate::bus::{Fanout, FeedbackPublisher};
+use crate::clock::WallClock;
 use crate::coordinator::{ConfigError, StatsSnapshot, WriteCoordinator};
 use crate::market::Bar;
 use crate::metrics::{Metrics, MetricsError, serve};
@@ -77,11 +78,16 @@ pub async fn run(
         .map_err(|(k, r)| StoreError::Config(k, r))?;
     let id = settings.coordinator.coordinator_id.clone();
     let conn = settings.nats.connect("backflow-store").await?;
-    if let Err(error) = ensure_state_stream(&conn).await {
-        tracing::warn!(%error, "Last-value stream unavailable; agents will learn levels from live events only.");
-    }
-    ensure_write_stream(&conn, &config.stream).await?;
-    let consumer = ensure_write_consumer(&conn, &id, config).await?;
+    // A pod may start while the NATS cluster is still electing its JetStream leader: retry
+    // the setup for a while before giving up.
+    let consumer = with_retries(|| async {
+        if let Err(error) = ensure_state_stream(&conn).await {
+            tracing::warn!(%error, "Last-value stream unavailable; agents will learn levels from live events only.");
+        }
+        ensure_write_stream(&conn, &config.stream).await?;
+        ensure_write_consumer(&conn, &id, config).await
+    })
+    .await?;
     let sink = build_sink::<Pending>(&config.sink, &config.throttle).await?;
     let acks = Arc::new(AckStats::default());
     let coordinator = WriteCoordinator::builder(
@@ -98,6 +104,7 @@ pub async fn run(
         stats: acks.clone(),
     }))
     .publisher(publisher(&settings, &conn)?)
+    .wall_clock(skewed_clock(config.clock_skew_ms))
     .start()?;
     let metrics = Metrics::new()?;
     metrics.register_store(&coordinator)?;
@@ -142,6 +149,36 @@ pub async fn run(
         redelivered: acks.redelivered.load(Relaxed),
         drained: stopped.drained,
         stats: stopped.stats,
+    })
+}
+
+/// Runs `setup` until it succeeds, for up to about 30 s.
+async fn with_retries<T, F, Fut>(mut setup: F) -> Result<T, NatsError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, NatsError>>,
+{
+    let mut attempt = 0;
+    loop {
+        match setup().await {
+            Ok(v) => return Ok(v),
+            Err(error) if attempt < 30 => {
+                attempt += 1;
+                tracing::warn!(%error, attempt, "JetStream setup failed; retrying.");
+                sleep(Duration::from_secs(1)).await;
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
+
+fn skewed_clock(skew_ms: i64) -> WallClock {
+    let now = WallClock::new().now_unix();
+    let skew = Duration::from_millis(skew_ms.unsigned_abs());
+    WallClock::anchored_at(if skew_ms >= 0 {
+        now + skew
+    } else {
+        now.saturating_sub(skew)
     })
 }
 

@@ -51,6 +51,27 @@ impl Proc {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
     }
 
+    /// The address the process serves `/metrics` on (from its log).
+    pub async fn metrics_addr(&self) -> String {
+        let mut addr = String::new();
+        wait_until(
+            Duration::from_secs(30),
+            "the metrics address in the log",
+            || {
+                addr = self
+                    .log()
+                    .split("Metrics listening. addr=")
+                    .nth(1)
+                    .and_then(|rest| rest.split_whitespace().next())
+                    .unwrap_or_default()
+                    .to_owned();
+                !addr.is_empty()
+            },
+        )
+        .await;
+        addr
+    }
+
     /// Waits for the process to exit by itself and returns its JSON report.
     pub async fn report(mut self, limit: Duration) -> serde_json::Value {
         let deadline = Instant::now() + limit;
@@ -143,4 +164,20 @@ pub fn acked_keys(logs: &[PathBuf]) -> (BTreeSet<BarKey>, usize) {
         }
     }
     (keys, lines)
+}
+
+/// GETs `http://<addr><path>` as text.
+pub async fn http_get(addr: &str, path: &str) -> Option<String> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let response = reqwest::get(format!("http://{addr}{path}")).await.ok()?;
+    response.text().await.ok()
+}
+
+/// The value of the first sample of `series` (full name with labels) in a scrape.
+pub fn sample(scrape: &str, series: &str) -> Option<f64> {
+    scrape
+        .lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
 }
