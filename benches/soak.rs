@@ -1,0 +1,130 @@
+//! Soak: the whole system at steady overload for a while, sampling every process's resident
+//! memory and open file descriptors, then reporting their growth.
+//!
+//! `SOAK_MINUTES=10 cargo bench --bench soak` (default 10 minutes; not run in CI).
+
+#[path = "../tests/common/nats.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod nats;
+#[path = "../tests/common/system.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod system;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use system::Proc;
+use tokio::time::{Instant, sleep};
+
+const STORE: &str = env!("CARGO_BIN_EXE_backflow-store");
+const AGENT: &str = env!("CARGO_BIN_EXE_backflow-agent");
+const BRIDGE: &str = env!("CARGO_BIN_EXE_backflow-bridge");
+
+/// (resident set in KiB, open file descriptors) of a process.
+fn usage(pid: u32) -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let rss = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count() as u64;
+    Some((rss, fds))
+}
+
+fn mean(v: &[u64]) -> f64 {
+    v.iter().sum::<u64>() as f64 / v.len().max(1) as f64
+}
+
+fn main() {
+    let minutes: f64 = std::env::var("SOAK_MINUTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10.0);
+    let server = nats::NatsServer::start();
+    let dir = tempfile::TempDir::new().expect("temp dir");
+    let common = format!(
+        "nats: {{servers: ['{}']}}\nmetrics: {{listen: '127.0.0.1:0'}}\n",
+        server.url()
+    );
+    let write = |name: &str, yaml: String| {
+        let p = dir.path().join(format!("{name}.yaml"));
+        std::fs::write(&p, yaml + &common).expect("config");
+        p
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let store = Proc::start(
+            STORE,
+            "store",
+            &write(
+                "store",
+                format!(
+                    "coordinator: {{capacity: 10000}}\nstore: {{sink: {{kind: sqlite, path: {}}}, throttle: {{rows_per_sec: 2000}}}}\n",
+                    dir.path().join("soak.db").display()
+                ),
+            ),
+            dir.path(),
+        );
+        sleep(Duration::from_secs(2)).await;
+        let agent = |name: &str| {
+            Proc::start(
+                AGENT,
+                name,
+                &write(
+                    name,
+                    format!("rate_coordinator: {{providers: {{p: {{capacity: 100, refill_rate: 1500}}}}}}\nfeedback: {{provider_name: p}}\nagent: {{name: {name}}}\n"),
+                ),
+                dir.path(),
+            )
+        };
+        let procs = vec![
+            ("store", store),
+            ("agent-1", agent("agent-1")),
+            ("agent-2", agent("agent-2")),
+            ("bridge", Proc::start(BRIDGE, "bridge", &write("bridge", String::new()), dir.path())),
+        ];
+        let mut pids: Vec<(&str, u32)> = procs.iter().map(|(n, p)| (*n, p.pid())).collect();
+        pids.push(("nats-server", server.pid()));
+        let mut samples: BTreeMap<&str, Vec<(f64, u64, u64)>> = BTreeMap::new();
+        let start = Instant::now();
+        let end = start + Duration::from_secs_f64(minutes * 60.0);
+        while Instant::now() < end {
+            let t = start.elapsed().as_secs_f64();
+            for (name, pid) in &pids {
+                if let Some((rss, fds)) = usage(*pid) {
+                    samples.entry(name).or_default().push((t, rss, fds));
+                }
+            }
+            sleep(Duration::from_secs(5)).await;
+        }
+        println!("soak: {minutes} min at 1.5x overload (2 agents x 1500 rows/s into a 2000 rows/s store), sampled every 5 s");
+        println!("| process | RSS first minute (MiB) | RSS last minute (MiB) | growth | fds first | fds last |");
+        println!("|---|---|---|---|---|---|");
+        let window = 60.0f64.min(minutes * 60.0 / 3.0);
+        let last_from = minutes * 60.0 - window;
+        for (name, s) in &samples {
+            let first: Vec<&(f64, u64, u64)> = s.iter().filter(|x| x.0 < window).collect();
+            let last: Vec<&(f64, u64, u64)> = s.iter().filter(|x| x.0 >= last_from).collect();
+            let rss_a = mean(&first.iter().map(|x| x.1).collect::<Vec<_>>());
+            let rss_b = mean(&last.iter().map(|x| x.1).collect::<Vec<_>>());
+            let fd_a = mean(&first.iter().map(|x| x.2).collect::<Vec<_>>());
+            let fd_b = mean(&last.iter().map(|x| x.2).collect::<Vec<_>>());
+            println!(
+                "| {name} | {:.1} | {:.1} | {:+.1}% | {fd_a:.0} | {fd_b:.0} |",
+                rss_a / 1024.0,
+                rss_b / 1024.0,
+                (rss_b / rss_a - 1.0) * 100.0
+            );
+        }
+        for (name, p) in procs {
+            let report = p.terminate(Duration::from_secs(120)).await;
+            println!("{name}: {report}");
+        }
+    });
+}
