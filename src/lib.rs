@@ -18,6 +18,7 @@
 //! - [`store`]: the store node: JetStream consumer → write coordinator → database, with acks.
 //! - [`agent`]: the pipeline agent: sources → rate limits → JetStream, obeying feedback.
 //! - [`demo`]: the embedded one-process demo.
+//! - [`sim`]: the closed-loop scenario simulator that compares policies under paused time.
 //! - [`process`]: logging and shutdown signals for the binaries.
 //! - [`breaker`], [`clock`], [`histogram`]: small shared parts.
 
@@ -39,4 +40,5 @@ pub mod metrics;
 pub mod process;
 pub mod rate;
 pub mod settings;
+pub mod sim;
 pub mod store;

@@ -3,6 +3,7 @@
 
 mod demo;
 mod publish;
+mod simulate;
 mod watch;
 
 use anyhow::Result;
@@ -24,6 +25,9 @@ enum Command {
     Watch(watch::WatchArgs),
     /// Send one hand-made feedback event over NATS or HTTP (operators, drills).
     Publish(publish::PublishArgs),
+    /// Run closed-loop scenarios for several policies side by side (paused time); print the
+    /// comparison and write CSV and SVG.
+    Simulate(simulate::SimulateArgs),
 }
 
 #[tokio::main]
@@ -38,5 +42,6 @@ async fn main() -> Result<()> {
         Command::Demo(args) => demo::run(args).await,
         Command::Watch(args) => watch::run(args).await,
         Command::Publish(args) => publish::run(args).await,
+        Command::Simulate(args) => simulate::spawn(args).await,
     }
 }

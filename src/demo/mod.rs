@@ -34,7 +34,7 @@ pub struct DemoConfig {
     pub capacity: u64,
     /// How long load is offered.
     pub duration: Duration,
-    /// The agents' policy; `None` runs without feedback.
+    /// The agents' policy; `None` runs without feedback (default: the crate's default policy).
     pub policy: Option<PolicyKind>,
     /// How often progress is reported.
     pub progress_every: Duration,
@@ -49,7 +49,7 @@ impl Default for DemoConfig {
             sink_rate: 10_000.0,
             capacity: 20_000,
             duration: Duration::from_secs(20),
-            policy: Some(PolicyKind::Hysteresis),
+            policy: Some(PolicyKind::default()),
             progress_every: Duration::from_millis(500),
         }
     }

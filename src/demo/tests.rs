@@ -30,3 +30,21 @@ async fn feedback_prevents_the_drops_that_overload_causes_without_it() {
         assert_eq!(s.accepted, report.offered, "{report}");
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_default_policy_keeps_the_store_busy_and_ok() {
+    let config = DemoConfig {
+        duration: Duration::from_secs(15),
+        ..DemoConfig::default()
+    };
+    assert_eq!(config.policy, Some(PolicyKind::default()));
+    let report = run(config, |_| {}).await;
+    assert_eq!(report.stats.dropped(), 0, "{report}");
+    assert!(report.utilization > 0.95, "{report}");
+    // It holds the queue below the low watermark: at most the start-up's excursion.
+    assert!(report.stats.level_changes <= 2, "{report}");
+    assert!(
+        report.queue_wait_p99 < Duration::from_millis(800),
+        "{report}"
+    );
+}

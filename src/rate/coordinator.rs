@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use tokio::time::{Instant, sleep, sleep_until};
@@ -71,12 +71,46 @@ pub struct ProviderSnapshot {
     pub granted: u64,
 }
 
+/// Providers looked up without a lock: registrations fill these slots in order (under the
+/// map's write lock) and never empty them, so `acquire` finds its provider with atomic loads
+/// only. A read-write lock showed in the fast path (`benches/rate.rs`).
+const SLOTS: usize = 32;
+
+struct Registry {
+    slots: [OnceLock<Arc<Provider>>; SLOTS],
+    /// Every provider by name: registration, names, and providers beyond the slots.
+    map: RwLock<HashMap<String, Arc<Provider>>>,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self {
+            slots: std::array::from_fn(|_| OnceLock::new()),
+            map: RwLock::default(),
+        }
+    }
+}
+
+impl Registry {
+    /// The provider if it sits in a slot: no lock, no reference count touched.
+    fn slot(&self, name: &str) -> Option<&Arc<Provider>> {
+        for slot in &self.slots {
+            match slot.get() {
+                Some(p) if p.name == name => return Some(p),
+                Some(_) => {}
+                None => return None,
+            }
+        }
+        None
+    }
+}
+
 /// Per-provider token buckets whose rates follow a budget scale.
 ///
 /// Cheap to clone; clones share the providers.
 #[derive(Clone, Default)]
 pub struct RateCoordinator {
-    providers: Arc<RwLock<HashMap<String, Arc<Provider>>>>,
+    providers: Arc<Registry>,
 }
 
 impl std::fmt::Debug for RateCoordinator {
@@ -94,7 +128,11 @@ impl RateCoordinator {
     }
 
     fn get(&self, name: &str) -> Result<Arc<Provider>, RateError> {
+        if let Some(p) = self.providers.slot(name) {
+            return Ok(p.clone());
+        }
         self.providers
+            .map
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(name)
@@ -114,11 +152,20 @@ impl RateCoordinator {
                 reason: "no quota can express this rate".into(),
             }
         })?;
-        let mut map = self.providers.write().unwrap_or_else(|p| p.into_inner());
+        let mut map = self
+            .providers
+            .map
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
         if map.contains_key(name) {
             return Err(RateError::AlreadyRegistered(name.to_owned()));
         }
-        map.insert(name.to_owned(), Arc::new(provider));
+        let provider = Arc::new(provider);
+        map.insert(name.to_owned(), provider.clone());
+        // Under the write lock: slots fill in order, one registration at a time.
+        if let Some(free) = self.providers.slots.iter().find(|s| s.get().is_none()) {
+            let _ = free.set(provider);
+        }
         tracing::info!(
             provider = name,
             capacity = config.capacity,
@@ -132,6 +179,7 @@ impl RateCoordinator {
     pub fn provider_names(&self) -> Vec<String> {
         let mut names: Vec<String> = self
             .providers
+            .map
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .keys()
@@ -148,7 +196,18 @@ impl RateCoordinator {
     /// While the breaker is half-open one caller is let through as the probe; it should report
     /// [`record_success`](Self::record_success) or [`record_failure`](Self::record_failure).
     pub async fn acquire(&self, provider: &str, n: u32) -> Result<(), RateError> {
-        let p = self.get(provider)?;
+        let mut left = f64::from(n);
+        let mut probe = false;
+        // The fast path, a grant that does not wait: no lock, no reference count, and no
+        // clock read beyond the limiter's own.
+        let owned;
+        let p: &Provider = match self.providers.slot(provider) {
+            Some(p) => p,
+            None => {
+                owned = self.get(provider)?;
+                &owned
+            }
+        };
         if n == 0 {
             return Ok(());
         }
@@ -159,17 +218,24 @@ impl RateCoordinator {
                 capacity: p.config.capacity,
             });
         }
+        let mut wait = attempt(p, &mut left, &mut probe);
+        while matches!(wait, Some(Wait::Again)) {
+            wait = attempt(p, &mut left, &mut probe);
+        }
+        if wait.is_none() {
+            p.acquire_wait.record(Duration::ZERO);
+            p.granted.fetch_add(u64::from(n), Relaxed);
+            return Ok(());
+        }
         let started = Instant::now();
-        let mut left = f64::from(n);
-        let mut probe = false;
-        while let Some(wait) = attempt(&p, &mut left, &mut probe) {
+        while let Some(wait) = attempt(p, &mut left, &mut probe) {
             if matches!(wait, Wait::Again) {
                 continue;
             }
             // Subscribe only when we have to wait (the fast path takes no extra step), then
             // look once more so that a change between the two is not missed.
             let mut changed = p.subscribe();
-            let Some(wait) = attempt(&p, &mut left, &mut probe) else {
+            let Some(wait) = attempt(p, &mut left, &mut probe) else {
                 break;
             };
             match wait {
@@ -317,7 +383,7 @@ enum Wait {
 /// was lent the breaker's probe keeps it while it waits for tokens.
 fn attempt(p: &Provider, left: &mut f64, probe: &mut bool) -> Option<Wait> {
     if !*probe {
-        match p.gate(Instant::now()) {
+        match p.gate_now() {
             Gate::Open => {}
             Gate::Probe => *probe = true,
             Gate::Until(t) => return Some(Wait::Until(t)),
@@ -331,5 +397,37 @@ fn attempt(p: &Provider, left: &mut f64, probe: &mut bool) -> Option<Wait> {
         }
         Take::Wait(d) => Some(Wait::For(d)),
         Take::Paused => Some(Wait::Change),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn providers_beyond_the_lock_free_slots_work_alike() {
+        let c = RateCoordinator::new();
+        for i in 0..SLOTS + 8 {
+            c.register_provider(&format!("p{i}"), ProviderConfig::new(5, 5.0))
+                .unwrap();
+        }
+        assert_eq!(
+            c.register_provider("p3", ProviderConfig::new(5, 5.0)),
+            Err(RateError::AlreadyRegistered("p3".into()))
+        );
+        assert_eq!(
+            c.register_provider(&format!("p{}", SLOTS + 2), ProviderConfig::new(5, 5.0)),
+            Err(RateError::AlreadyRegistered(format!("p{}", SLOTS + 2)))
+        );
+        assert_eq!(c.provider_names().len(), SLOTS + 8);
+        for i in [0, SLOTS - 1, SLOTS, SLOTS + 7] {
+            let name = format!("p{i}");
+            c.acquire(&name, 5).await.unwrap();
+            assert_eq!(c.snapshot(&name).unwrap().granted, 5);
+        }
+        assert_eq!(
+            c.acquire("nope", 1).await,
+            Err(RateError::UnknownProvider("nope".into()))
+        );
     }
 }

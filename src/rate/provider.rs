@@ -142,6 +142,14 @@ impl Provider {
         self.changed.subscribe()
     }
 
+    /// [`gate`](Self::gate) without reading the clock while nothing is gated (the fast path).
+    pub(crate) fn gate_now(&self) -> Gate {
+        if !self.gated.load(Relaxed) {
+            return Gate::Open;
+        }
+        self.gate(Instant::now())
+    }
+
     /// Cooldown first, then the breaker.
     pub(crate) fn gate(&self, now: Instant) -> Gate {
         if !self.gated.load(Relaxed) {

@@ -1,7 +1,8 @@
 //! One long-lived governor limiter whose granted rate follows a scale factor exactly.
 
+use std::cell::RefCell;
 use std::num::NonZeroU32;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use governor::clock::Clock;
@@ -30,10 +31,91 @@ pub(crate) enum Take {
     Paused,
 }
 
-struct Charge {
-    scale: f64,
-    /// Fraction of a cell owed by earlier items, so fractional costs add up exactly.
-    carry: f64,
+/// An `f64` behind an atomic, so the fast path takes no lock.
+struct AtomicF64(AtomicU64);
+
+impl AtomicF64 {
+    fn new(v: f64) -> Self {
+        Self(AtomicU64::new(v.to_bits()))
+    }
+
+    fn load(&self) -> f64 {
+        f64::from_bits(self.0.load(Ordering::Acquire))
+    }
+
+    fn store(&self, v: f64) {
+        self.0.store(v.to_bits(), Ordering::Release);
+    }
+
+    fn add(&self, delta: f64) {
+        let mut cur = self.0.load(Ordering::Relaxed);
+        loop {
+            let new = (f64::from_bits(cur) + delta).to_bits();
+            match self
+                .0
+                .compare_exchange_weak(cur, new, Ordering::AcqRel, Ordering::Relaxed)
+            {
+                Ok(_) => return,
+                Err(seen) => cur = seen,
+            }
+        }
+    }
+}
+
+/// Limiters whose carry lives in thread-local slots; later ones share an atomic (a process
+/// creating limiters without end must not grow every thread's table without end).
+const LOCAL_CARRIES: usize = 4_096;
+static NEXT_CARRY: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    static CARRIES: RefCell<Vec<f64>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The fraction of a cell owed by earlier items, so that fractional costs add up exactly.
+///
+/// Each thread keeps its own fraction (no atomic on the fast path, no cache line bouncing
+/// between cores): the total charged equals the total cost to within one cell per thread,
+/// i.e. `1 / cells_per_item` of an item, and that error never grows.
+enum Carry {
+    Local(usize),
+    Shared(AtomicF64),
+}
+
+impl Carry {
+    fn new() -> Self {
+        match NEXT_CARRY.fetch_add(1, Ordering::Relaxed) {
+            id if id < LOCAL_CARRIES => Self::Local(id),
+            _ => Self::Shared(AtomicF64::new(0.0)),
+        }
+    }
+
+    fn local<R>(id: usize, f: impl FnOnce(&mut f64) -> R) -> R {
+        CARRIES.with(|c| {
+            let mut c = c.borrow_mut();
+            if c.len() <= id {
+                c.resize(id + 1, 0.0);
+            }
+            f(&mut c[id])
+        })
+    }
+
+    fn get(&self) -> f64 {
+        match self {
+            Self::Local(id) => Self::local(*id, |c| *c),
+            Self::Shared(a) => a.load(),
+        }
+    }
+
+    /// Adds `delta` (skipped when 0: whole-cell costs need no bookkeeping).
+    fn add(&self, delta: f64) {
+        if delta == 0.0 {
+            return;
+        }
+        match self {
+            Self::Local(id) => Self::local(*id, |c| *c += delta),
+            Self::Shared(a) => a.add(delta),
+        }
+    }
 }
 
 /// A GCRA limiter at the base rate in fine-grained cells, where an item costs
@@ -51,7 +133,9 @@ pub(crate) struct ScaledLimiter {
     clock: TokioClock,
     cells_per_item: f64,
     burst_cells: u32,
-    charge: Mutex<Charge>,
+    scale: AtomicF64,
+    /// Every grant adds its exact cost minus the whole cells it paid.
+    carry: Carry,
 }
 
 impl ScaledLimiter {
@@ -78,50 +162,51 @@ impl ScaledLimiter {
             clock,
             cells_per_item,
             burst_cells: burst_cells.max(1),
-            charge: Mutex::new(Charge {
-                scale: 1.0,
-                carry: 0.0,
-            }),
+            scale: AtomicF64::new(1.0),
+            carry: Carry::new(),
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, Charge> {
-        self.charge.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     pub(crate) fn scale(&self) -> f64 {
-        self.lock().scale
+        self.scale.load()
     }
 
     pub(crate) fn set_scale(&self, scale: f64) {
-        self.lock().scale = scale;
+        self.scale.store(scale);
     }
 
     /// Tries to pay for `items` items at the current scale.
+    ///
+    /// Lock-free: the whole cells are paid to governor (its one atomic), the rest is added to
+    /// this thread's carry.
     pub(crate) fn try_take(&self, items: f64) -> Take {
-        let mut ch = self.lock();
-        if ch.scale <= 0.0 {
+        let scale = self.scale.load();
+        if scale <= 0.0 {
             return Take::Paused;
         }
-        let cost = items * self.cells_per_item / ch.scale + ch.carry;
+        let exact = items * self.cells_per_item / scale;
+        let carry = self.carry.get();
+        let cost = exact + carry;
         let whole = cost.floor();
         if whole < 1.0 {
-            ch.carry = cost;
+            self.carry.add(exact);
             return Take::Done;
         }
         // A request dearer than the whole bucket (tiny scales) is paid in bucket-sized parts.
         let chunk = whole.min(self.burst_cells as f64);
         let Some(n) = NonZeroU32::new(chunk as u32) else {
+            self.carry.add(exact);
             return Take::Done;
         };
         match self.gcra.check_n(n) {
             Ok(Ok(())) if chunk == whole => {
-                ch.carry = cost - whole;
+                self.carry.add(exact - whole);
                 Take::Done
             }
             Ok(Ok(())) => {
-                ch.carry = 0.0;
-                Take::Partial((cost - chunk) * ch.scale / self.cells_per_item)
+                // What is left, the carry included, is handed back as items still to pay.
+                self.carry.add(-carry);
+                Take::Partial((cost - chunk) * scale / self.cells_per_item)
             }
             Ok(Err(not_until)) => Take::Wait(not_until.wait_time_from(self.clock.now())),
             // Unreachable: chunks never exceed the burst. Waiting one period is harmless.

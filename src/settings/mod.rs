@@ -15,7 +15,10 @@ use crate::bus::http::{HttpEmitterConfig, HttpReceiverConfig};
 use crate::bus::nats::NatsOptions;
 use crate::coordinator::CoordinatorConfig;
 use crate::event::CoordinatorId;
-use crate::feedback::{FleetConfig, HysteresisConfig, HysteresisPolicy, Policy, StepPolicy};
+use crate::feedback::{
+    FleetConfig, HysteresisConfig, HysteresisPolicy, Policy, ProportionalConfig,
+    ProportionalPolicy, StepPolicy,
+};
 use crate::metrics::MetricsConfig;
 use crate::rate::{ProviderConfig, RateCoordinator, RateError};
 use crate::store::StoreConfig;
@@ -26,8 +29,10 @@ pub use env::EnvError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PolicyKind {
-    /// [`HysteresisPolicy`]: the default; level ceilings, dwell and gradual ramp.
+    /// [`ProportionalPolicy`]: the default; the scale falls with the queue's depth.
     #[default]
+    Proportional,
+    /// [`HysteresisPolicy`]: level ceilings, dwell and gradual ramp.
     Hysteresis,
     /// [`StepPolicy`]: the seed's fixed map.
     Step,
@@ -49,6 +54,8 @@ pub struct FeedbackSettings {
     pub step: StepPolicy,
     /// Settings of the hysteresis policy.
     pub hysteresis: HysteresisConfig,
+    /// Settings of the proportional policy.
+    pub proportional: ProportionalConfig,
     /// Ordering, staleness and expiry of events.
     pub fleet: FleetConfig,
 }
@@ -62,6 +69,7 @@ impl Default for FeedbackSettings {
             policy: PolicyKind::default(),
             step: StepPolicy::default(),
             hysteresis: HysteresisConfig::default(),
+            proportional: ProportionalConfig::default(),
             fleet: FleetConfig::default(),
         }
     }
@@ -71,6 +79,9 @@ impl FeedbackSettings {
     /// The configured policy; `seed` spreads agents' jitter apart.
     pub fn build_policy(&self, seed: u64) -> Box<dyn Policy> {
         match self.policy {
+            PolicyKind::Proportional => {
+                Box::new(ProportionalPolicy::new(self.proportional.clone(), seed))
+            }
             PolicyKind::Hysteresis => {
                 Box::new(HysteresisPolicy::new(self.hysteresis.clone(), seed))
             }
@@ -257,6 +268,9 @@ impl Settings {
         fb.hysteresis
             .validate()
             .map_err(|(k, r)| SettingsError::invalid(format!("feedback.hysteresis.{k}"), r))?;
+        fb.proportional
+            .validate()
+            .map_err(|(k, r)| SettingsError::invalid(format!("feedback.proportional.{k}"), r))?;
         fb.fleet
             .validate()
             .map_err(|(k, r)| SettingsError::invalid(format!("feedback.fleet.{k}"), r))?;

@@ -1,0 +1,224 @@
+//! The figures of one run, computed from its trace: utilisation, drops, queue wait, level
+//! flips, settling and overshoot per load step, and fairness between agents.
+
+use super::scenario::{PolicyChoice, Scenario};
+use super::world::{Sample, Trace};
+
+/// Half-width of the band the queue must stay in to count as settled, as a fraction of
+/// capacity.
+pub const SETTLE_BAND: f64 = 0.05;
+/// The depth is averaged over this long before settling is judged, seconds (batching makes
+/// the raw depth a saw-tooth).
+const SETTLE_SMOOTHING_S: f64 = 1.0;
+
+/// How the loop reacted to one change of load (the start counts as a change from 0).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepFigures {
+    /// When the load changed, seconds.
+    pub at_s: f64,
+    /// Load factor before.
+    pub from: f64,
+    /// Load factor after.
+    pub to: f64,
+    /// Time until the (1 s averaged) queue utilization entered and stayed within
+    /// ±[`SETTLE_BAND`] of its level at the end of the phase; infinite if it never did.
+    pub settle_s: f64,
+    /// Highest queue utilization in the phase above that final level (0 after a drop).
+    pub overshoot: f64,
+}
+
+impl StepFigures {
+    /// Whether the load fell.
+    pub fn is_drop(&self) -> bool {
+        self.to < self.from
+    }
+}
+
+/// Every figure of one run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Figures {
+    /// The policy.
+    pub policy: PolicyChoice,
+    /// Rows written after the warm-up / the sinks' capacity in that time.
+    pub utilisation: f64,
+    /// Rows dropped over the whole run (overflow).
+    pub drops: u64,
+    /// Median queue wait over the run (worst store), milliseconds.
+    pub p50_wait_ms: f64,
+    /// 99th percentile queue wait over the run (worst store), milliseconds.
+    pub p99_wait_ms: f64,
+    /// Level changes per minute after the warm-up, all stores.
+    pub flips_per_min: f64,
+    /// Jain's index over the rows each agent submitted after the warm-up (1 = equal).
+    pub fairness: f64,
+    /// The agents' mean scale after the warm-up.
+    pub mean_scale: f64,
+    /// One entry per load change, the start first.
+    pub steps: Vec<StepFigures>,
+}
+
+impl Figures {
+    /// The longest settling time over all steps.
+    pub fn settle_max_s(&self) -> f64 {
+        self.steps.iter().map(|s| s.settle_s).fold(0.0, f64::max)
+    }
+
+    /// The largest overshoot over all steps.
+    pub fn overshoot_max(&self) -> f64 {
+        self.steps.iter().map(|s| s.overshoot).fold(0.0, f64::max)
+    }
+}
+
+/// Jain's fairness index: (Σx)² / (n Σx²); 1 when all equal, 1/n when one takes all.
+pub fn jain(values: &[f64]) -> f64 {
+    let sum: f64 = values.iter().sum();
+    let squares: f64 = values.iter().map(|v| v * v).sum();
+    if squares == 0.0 {
+        return 1.0;
+    }
+    sum * sum / (values.len() as f64 * squares)
+}
+
+/// The highest utilization over the stores of a sample.
+fn utilization(sample: &Sample, capacity: f64) -> f64 {
+    sample.depth.iter().copied().max().unwrap_or(0) as f64 / capacity
+}
+
+fn step_figures(
+    scenario: &Scenario,
+    samples: &[Sample],
+    at_s: f64,
+    end_s: f64,
+    from: f64,
+    to: f64,
+) -> StepFigures {
+    let cap = scenario.store.capacity as f64;
+    let phase: Vec<&Sample> = samples
+        .iter()
+        .filter(|s| s.t >= at_s && s.t < end_s)
+        .collect();
+    let raw: Vec<f64> = phase.iter().map(|s| utilization(s, cap)).collect();
+    let window = ((SETTLE_SMOOTHING_S * 1_000.0 / scenario.sample_ms as f64).round() as usize)
+        .clamp(1, raw.len().max(1));
+    let smooth: Vec<f64> = (0..raw.len())
+        .map(|i| {
+            let lo = (i + 1).saturating_sub(window);
+            raw[lo..=i].iter().sum::<f64>() / (i + 1 - lo) as f64
+        })
+        .collect();
+    let tail = &smooth[smooth.len() * 3 / 4..];
+    let last = if tail.is_empty() {
+        0.0
+    } else {
+        tail.iter().sum::<f64>() / tail.len() as f64
+    };
+    let settled_from = smooth
+        .iter()
+        .rposition(|u| (u - last).abs() > SETTLE_BAND)
+        .map_or(Some(0), |i| (i + 1 < smooth.len()).then_some(i + 1));
+    let settle_s = match settled_from {
+        Some(i) => phase.get(i).map_or(f64::INFINITY, |s| s.t - at_s),
+        None => f64::INFINITY,
+    };
+    let peak = raw.iter().copied().fold(0.0, f64::max);
+    StepFigures {
+        at_s,
+        from,
+        to,
+        settle_s,
+        // After a drop the queue starts high by definition; only rises can overshoot.
+        overshoot: if to > from {
+            (peak - last).max(0.0)
+        } else {
+            0.0
+        },
+    }
+}
+
+/// Computes the figures of `trace`.
+pub fn figures(scenario: &Scenario, trace: &Trace) -> Figures {
+    let samples = &trace.samples;
+    let in_window: Vec<&Sample> = samples
+        .iter()
+        .filter(|s| s.t >= scenario.warmup_s)
+        .collect();
+    let (first, last) = match (in_window.first(), in_window.last()) {
+        (Some(f), Some(l)) => (*f, *l),
+        _ => {
+            return Figures {
+                policy: trace.policy,
+                utilisation: 0.0,
+                drops: 0,
+                p50_wait_ms: 0.0,
+                p99_wait_ms: 0.0,
+                flips_per_min: 0.0,
+                fairness: 1.0,
+                mean_scale: 1.0,
+                steps: vec![],
+            };
+        }
+    };
+    let dt = scenario.sample_ms as f64 / 1_000.0;
+    // Capacity offered in each sample interval, counted at its start.
+    let possible: f64 = in_window
+        .iter()
+        .take(in_window.len().saturating_sub(1))
+        .map(|s| s.capacity_rate * dt)
+        .sum();
+    let minutes = (last.t - first.t) / 60.0;
+    let per_agent: Vec<f64> = trace
+        .offered_at_end
+        .iter()
+        .zip(&trace.offered_at_warmup)
+        .map(|(end, start)| end.saturating_sub(*start) as f64)
+        .collect();
+    let mut steps = Vec::new();
+    let mut changes = vec![(0.0, 0.0, scenario.agents.factor_at(0.0))];
+    changes.extend(scenario.load_steps());
+    for (i, &(at_s, from, to)) in changes.iter().enumerate() {
+        let end_s = changes
+            .get(i + 1)
+            .map_or(scenario.duration_s + 1e-9, |c| c.0);
+        steps.push(step_figures(scenario, samples, at_s, end_s, from, to));
+    }
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1_000.0;
+    Figures {
+        policy: trace.policy,
+        utilisation: if possible > 0.0 {
+            (last.written - first.written) as f64 / possible
+        } else {
+            0.0
+        },
+        drops: samples.last().map_or(0, |s| s.dropped),
+        p50_wait_ms: trace
+            .stores
+            .iter()
+            .map(|s| ms(s.wait_p50))
+            .fold(0.0, f64::max),
+        p99_wait_ms: trace
+            .stores
+            .iter()
+            .map(|s| ms(s.wait_p99))
+            .fold(0.0, f64::max),
+        flips_per_min: if minutes > 0.0 {
+            (last.flips - first.flips) as f64 / minutes
+        } else {
+            0.0
+        },
+        fairness: jain(&per_agent),
+        mean_scale: in_window.iter().map(|s| s.scale).sum::<f64>() / in_window.len() as f64,
+        steps,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jain_is_one_when_equal_and_one_over_n_when_one_takes_all() {
+        assert_eq!(jain(&[5.0, 5.0, 5.0, 5.0]), 1.0);
+        assert!((jain(&[1.0, 0.0, 0.0, 0.0]) - 0.25).abs() < 1e-12);
+        assert_eq!(jain(&[0.0, 0.0]), 1.0);
+    }
+}

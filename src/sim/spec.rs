@@ -1,0 +1,208 @@
+//! The parts of a scenario: the sink, the stores and the agents' load over time.
+
+use serde::Deserialize;
+
+/// A window of time within the run, in seconds from its start.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Window {
+    /// Start, seconds.
+    pub at_s: f64,
+    /// Length, seconds.
+    pub duration_s: f64,
+}
+
+impl Window {
+    /// Whether `t` (seconds) falls inside.
+    pub fn contains(&self, t: f64) -> bool {
+        t >= self.at_s && t < self.at_s + self.duration_s
+    }
+}
+
+/// A period of reduced sink capacity.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Brownout {
+    /// Start, seconds.
+    pub at_s: f64,
+    /// Length, seconds.
+    pub duration_s: f64,
+    /// Fraction of the normal capacity left, in (0, 1].
+    pub factor: f64,
+}
+
+/// The simulated database behind each store.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SinkSpec {
+    /// Rows per second one store's sink writes.
+    pub rows_per_sec: f64,
+    /// Fixed latency added to each batch write, milliseconds.
+    pub latency_ms: f64,
+    /// Each write's service time and latency vary at random by up to this fraction (0..=1;
+    /// the mean capacity is unchanged).
+    pub jitter: f64,
+    /// Periods of reduced capacity.
+    pub brownouts: Vec<Brownout>,
+    /// Periods during which every write fails (transiently).
+    pub outages: Vec<Window>,
+}
+
+impl Default for SinkSpec {
+    fn default() -> Self {
+        Self {
+            rows_per_sec: 2_000.0,
+            latency_ms: 5.0,
+            jitter: 0.5,
+            brownouts: Vec::new(),
+            outages: Vec::new(),
+        }
+    }
+}
+
+impl SinkSpec {
+    /// Capacity (rows per second) at `t` seconds: zero in an outage.
+    pub fn capacity_at(&self, t: f64) -> f64 {
+        if self.outages.iter().any(|o| o.contains(t)) {
+            return 0.0;
+        }
+        self.brownouts
+            .iter()
+            .filter(|b| b.window().contains(t))
+            .fold(self.rows_per_sec, |c, b| {
+                c.min(self.rows_per_sec * b.factor)
+            })
+    }
+}
+
+/// A coordinator whose feedback events stop reaching the bus for a while.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Silence {
+    /// Index of the store (0-based).
+    pub store: usize,
+    /// Start, seconds.
+    pub at_s: f64,
+    /// Length, seconds.
+    pub duration_s: f64,
+}
+
+impl Silence {
+    /// The silent window.
+    pub fn window(&self) -> Window {
+        Window {
+            at_s: self.at_s,
+            duration_s: self.duration_s,
+        }
+    }
+}
+
+impl Brownout {
+    /// The reduced-capacity window.
+    pub fn window(&self) -> Window {
+        Window {
+            at_s: self.at_s,
+            duration_s: self.duration_s,
+        }
+    }
+}
+
+/// The stores (write coordinators), all alike.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreSpec {
+    /// Number of stores; agents spread their rows over all of them.
+    pub count: usize,
+    /// Queue capacity, rows.
+    pub capacity: u64,
+    /// Low watermark, fraction of capacity.
+    pub low_watermark: f64,
+    /// High watermark, fraction of capacity.
+    pub high_watermark: f64,
+    /// Rows per batch write.
+    pub batch_size: usize,
+    /// Concurrent writers.
+    pub workers: usize,
+    /// Longest wait for a batch to fill, milliseconds.
+    pub flush_interval_ms: u64,
+    /// Feedback heartbeat, milliseconds.
+    pub heartbeat_ms: u64,
+    /// Stores that go silent.
+    pub silences: Vec<Silence>,
+}
+
+impl Default for StoreSpec {
+    fn default() -> Self {
+        Self {
+            count: 1,
+            capacity: 4_000,
+            low_watermark: 0.5,
+            high_watermark: 0.8,
+            batch_size: 100,
+            workers: 2,
+            flush_interval_ms: 50,
+            heartbeat_ms: 100,
+            silences: Vec::new(),
+        }
+    }
+}
+
+/// From `at_s` on, the agents' demand is `factor` × the sinks' total normal capacity.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoadStep {
+    /// Seconds from the start.
+    pub at_s: f64,
+    /// Demand as a multiple of the sinks' total capacity.
+    pub factor: f64,
+}
+
+/// The agents: rate-limited producers, each with its own feedback handler.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentSpec {
+    /// Number of agents; they share the load equally.
+    pub count: usize,
+    /// All agents' base rate together, as a multiple of the sinks' total capacity (default:
+    /// the largest load factor, so that the agents' limits never cap the demand).
+    pub base: Option<f64>,
+    /// Rows per `acquire` (one unit of upstream work).
+    pub chunk: u32,
+    /// Each chunk's demand interval varies at random by up to this fraction (0..=1): bursty
+    /// upstream data with the same mean.
+    pub noise: f64,
+    /// The demand over time; the first step should be at 0.
+    pub load: Vec<LoadStep>,
+}
+
+impl Default for AgentSpec {
+    fn default() -> Self {
+        Self {
+            count: 4,
+            base: None,
+            chunk: 10,
+            noise: 0.5,
+            load: vec![LoadStep {
+                at_s: 0.0,
+                factor: 2.0,
+            }],
+        }
+    }
+}
+
+impl AgentSpec {
+    /// The demand factor at `t` seconds.
+    pub fn factor_at(&self, t: f64) -> f64 {
+        self.load
+            .iter()
+            .take_while(|s| s.at_s <= t)
+            .last()
+            .map_or(0.0, |s| s.factor)
+    }
+
+    /// The agents' total base rate as a multiple of capacity.
+    pub fn base_factor(&self) -> f64 {
+        self.base
+            .unwrap_or_else(|| self.load.iter().map(|s| s.factor).fold(0.0, f64::max))
+    }
+}
