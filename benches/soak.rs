@@ -123,8 +123,12 @@ fn main() {
             );
         }
         for (name, p) in procs {
-            let report = p.terminate(Duration::from_secs(120)).await;
-            println!("{name}: {report}");
+            if name == "bridge" {
+                p.stop(Duration::from_secs(30)).await;
+            } else {
+                let report = p.terminate(Duration::from_secs(120)).await;
+                println!("{name}: {report}");
+            }
         }
     });
 }

@@ -104,14 +104,20 @@ metrics: {{listen: '127.0.0.1:0'}}
         Proc::start(STORE, name, &config, self.dir.path())
     }
 
-    /// An agent producing `rows` rows at `rate` rows/s, logging its acknowledgements.
+    /// An agent producing `rows` rows at `rate` rows/s, logging its acknowledgements, with the
+    /// default policy.
     fn agent(&self, name: &str, rate: u32, rows: u64) -> (Proc, PathBuf) {
+        self.agent_with(name, rate, rows, "proportional")
+    }
+
+    /// The same with the given feedback policy.
+    fn agent_with(&self, name: &str, rate: u32, rows: u64, policy: &str) -> (Proc, PathBuf) {
         let log = self.path(&format!("{name}.acked"));
         let config = self.write(
             &format!("{name}.yaml"),
             format!(
                 "rate_coordinator: {{providers: {{feed: {{capacity: 50, refill_rate: {rate}}}}}}}
-feedback: {{provider_name: feed, hysteresis: {{dwell_ms: 300, ramp_interval_ms: 100}}}}
+feedback: {{provider_name: feed, policy: {policy}, hysteresis: {{dwell_ms: 300, ramp_interval_ms: 100}}}}
 agent: {{name: {name}, max_rows: {rows}, ack_log: {}, retry_delay_ms: 100}}
 nats: {{servers: ['{}']}}
 metrics: {{listen: '127.0.0.1:0'}}
@@ -214,14 +220,14 @@ async fn assert_exactly_acked(db: &Db, logs: &[PathBuf]) {
     assert!(unique == acked, "stored keys differ from acknowledged keys");
 }
 
-/// Two agents at 2× the sink's capacity: levels rise, agents slow down, nothing is lost or
-/// duplicated.
-async fn overload_end_to_end(db: Db) {
+/// Two agents at 2× the sink's capacity: the store's depth (and with the level-driven
+/// `hysteresis` policy, its level) rises, agents slow down, nothing is lost or duplicated.
+async fn overload_end_to_end(db: Db, policy: &str) {
     let rig = Rig::new();
     let store = rig.store("store-a", &db, 1_500);
     rig.stream_ready().await;
-    let (a1, log1) = rig.agent("a1", 1_500, 3_000);
-    let (a2, log2) = rig.agent("a2", 1_500, 3_000);
+    let (a1, log1) = rig.agent_with("a1", 1_500, 3_000, policy);
+    let (a2, log2) = rig.agent_with("a2", 1_500, 3_000, policy);
     // The store's /metrics carries the series KEDA queries.
     let scrape = scrape_metrics(&store).await;
     assert!(
@@ -242,7 +248,10 @@ async fn overload_end_to_end(db: Db) {
     }
     rig.consumer_drained().await;
     let report = store.terminate(LONG).await;
-    assert!(num(&report, &["stats", "level_changes"]) >= 2.0, "{report}");
+    if policy == "hysteresis" {
+        // Level-driven: the queue must have crossed the watermarks for agents to react.
+        assert!(num(&report, &["stats", "level_changes"]) >= 2.0, "{report}");
+    }
     assert_eq!(report["drained"], true, "{report}");
     assert_eq!(
         num(&report, &["stats", "dropped_overflow"]),
@@ -256,7 +265,7 @@ async fn overload_end_to_end(db: Db) {
 async fn agents_to_store_to_sqlite_exactly_the_acked_rows() {
     let dir = TempDir::new().unwrap();
     let db = Db::Sqlite(dir.path().join("bars.db"));
-    overload_end_to_end(db).await;
+    overload_end_to_end(db, "hysteresis").await;
 }
 
 fn pg_table() -> String {
@@ -277,7 +286,7 @@ async fn drop_table(table: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agents_to_store_to_postgres_exactly_the_acked_rows() {
     let table = pg_table();
-    overload_end_to_end(Db::Postgres(table.clone())).await;
+    overload_end_to_end(Db::Postgres(table.clone()), "proportional").await;
     drop_table(&table).await;
 }
 

@@ -10,7 +10,10 @@ use clap::ValueEnum;
 
 #[derive(Clone, Copy, ValueEnum)]
 enum PolicyArg {
-    /// The default: tighten at once, relax after a dwell time, ramp back gradually.
+    /// The default: the scale follows the store's queue depth (exp(-gain x (utilization -
+    /// offset))), cut at once on SOFT/HARD, risen gradually after a dwell.
+    Proportional,
+    /// Level ceilings: tighten at once, relax after a dwell time, ramp back gradually.
     Hysteresis,
     /// The seed's fixed map: OK 1.0, SOFT 0.5, HARD 0.0.
     Step,
@@ -40,7 +43,7 @@ pub(crate) struct DemoArgs {
     #[arg(long)]
     nats_url: Option<String>,
     /// The agents' feedback policy.
-    #[arg(long, value_enum, default_value_t = PolicyArg::Hysteresis)]
+    #[arg(long, value_enum, default_value_t = PolicyArg::Proportional)]
     policy: PolicyArg,
 }
 
@@ -60,6 +63,7 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
         capacity: args.capacity,
         duration: Duration::from_secs_f64(args.duration),
         policy: match args.policy {
+            PolicyArg::Proportional => Some(PolicyKind::Proportional),
             PolicyArg::Hysteresis => Some(PolicyKind::Hysteresis),
             PolicyArg::Step => Some(PolicyKind::Step),
             PolicyArg::None => None,

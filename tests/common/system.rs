@@ -118,6 +118,31 @@ impl Proc {
         self.report(limit).await
     }
 
+    /// SIGTERM, then waits for a clean exit (for processes that print no report).
+    pub async fn stop(mut self, limit: Duration) {
+        self.signal("-TERM");
+        let deadline = Instant::now() + limit;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => {
+                    assert!(
+                        status.success(),
+                        "{} exited with {status}:\n{}",
+                        self.name,
+                        self.log()
+                    );
+                    return;
+                }
+                Ok(None) if Instant::now() < deadline => sleep(Duration::from_millis(20)).await,
+                _ => panic!(
+                    "{} did not stop within {limit:?}:\n{}",
+                    self.name,
+                    self.log()
+                ),
+            }
+        }
+    }
+
     /// SIGKILL: no drain, no report.
     pub fn kill(mut self) {
         self.signal("-KILL");

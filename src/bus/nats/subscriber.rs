@@ -78,8 +78,8 @@ pub struct NatsSubscriber {
 impl NatsSubscriber {
     /// Subscribes to the coordinators in `interest` and starts a task that delivers their
     /// events: first every kept event from the last-value stream, then live events, and the
-    /// kept events again after each reconnection. The task ends when the returned receiver
-    /// is dropped.
+    /// kept events again after each reconnection. Returns once the server has the
+    /// subscriptions. The task ends when the returned receiver is dropped.
     pub async fn start(
         conn: &NatsConnection,
         interest: Interest,
@@ -97,6 +97,9 @@ impl NatsSubscriber {
                     .map_err(|e| NatsError::Subscribe(format!("{s}: {e}")))?,
             );
         }
+        // Until the server has the subscriptions, events published elsewhere would miss us:
+        // a round trip makes `start` return only once they are in force.
+        round_trip(&conn.client).await?;
         let stats = Arc::new(SubscriberStats::default());
         let (tx, rx) = mpsc::channel(1024);
         let mut me = Self {
@@ -215,5 +218,29 @@ async fn read_all(
                 tracing::warn!(%error, "Cannot read last feedback values; waiting for live events.");
             }
         }
+    }
+}
+
+/// Returns once the server has processed everything this client sent before: it handles a
+/// connection's commands in order, so our own message coming back proves the subscriptions
+/// sent before it are in force. (`Client::flush` only empties the local write buffer.)
+async fn round_trip(client: &async_nats::Client) -> Result<(), NatsError> {
+    let inbox = client.new_inbox();
+    let mut echo = client
+        .subscribe(inbox.clone())
+        .await
+        .map_err(|e| NatsError::Subscribe(format!("round trip: {e}")))?;
+    client
+        .publish(inbox, Bytes::new())
+        .await
+        .map_err(|e| NatsError::Subscribe(format!("round trip: {e}")))?;
+    match tokio::time::timeout(Duration::from_secs(10), echo.next()).await {
+        Ok(Some(_)) => {
+            let _ = echo.unsubscribe().await;
+            Ok(())
+        }
+        _ => Err(NatsError::Subscribe(
+            "the server did not confirm the subscriptions within 10 s".into(),
+        )),
     }
 }
