@@ -82,6 +82,7 @@ pub struct CoordinatorConfig {
     /// Longest time an item waits for its batch to fill, in milliseconds.
     pub flush_interval_ms: u64,
     /// Heartbeat period of the feedback events, in milliseconds (0 = level changes only).
+    /// Heartbeats carry the current depth, which the default policy steers by: 100–250 ms.
     pub heartbeat_interval_ms: u64,
     /// Sink retry policy.
     pub retry: RetryConfig,
@@ -101,7 +102,7 @@ impl Default for CoordinatorConfig {
             workers: 2,
             batch_size: 500,
             flush_interval_ms: 100,
-            heartbeat_interval_ms: 1_000,
+            heartbeat_interval_ms: 250,
             retry: RetryConfig::default(),
             breaker: BreakerConfig::default(),
         }
