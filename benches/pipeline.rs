@@ -2,7 +2,8 @@
 //! the same rows written straight into PostgreSQL with the same sink and batch size (the
 //! sink's own limit).
 //!
-//! `cargo bench --bench pipeline` (ROWS=<n>, AGENTS=<n>; PostgreSQL from
+//! `cargo bench --bench pipeline` (ROWS=<n>, AGENTS=<n>, CAPACITY=<store queue>,
+//! HEARTBEAT_MS=<store heartbeat>; PostgreSQL from
 //! BACKFLOW_TEST_POSTGRES, default `host=127.0.0.1 port=5432 user=postgres dbname=test`).
 
 #[path = "../tests/common/nats.rs"]
@@ -92,7 +93,8 @@ async fn end_to_end(server: &str, rows_per_agent: u64, agents: u64, feedback: bo
         ..Settings::default()
     };
     base.metrics.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-    base.coordinator.capacity = 20_000;
+    base.coordinator.capacity = env("CAPACITY", 200_000);
+    base.coordinator.heartbeat_interval_ms = env("HEARTBEAT_MS", 250);
     base.coordinator.batch_size = BATCH;
     base.coordinator.workers = WORKERS;
     let mut store = base.clone();
@@ -184,7 +186,7 @@ async fn agents_only(server: &str, rows_per_agent: u64, agents: u64) -> f64 {
 }
 
 fn main() {
-    let rows = env("ROWS", 200_000);
+    let rows = env("ROWS", 1_000_000);
     let agents = env("AGENTS", 2);
     let server = nats::NatsServer::start();
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -43,8 +43,9 @@ pub struct StoreConfig {
     /// Rows expected per message (the agents' `batch_rows`): a pull asks for the queue's free
     /// room divided by this, so what is in flight stays within the free room.
     pub rows_per_message: usize,
-    /// How long one pull waits for messages, milliseconds.
-    pub fetch_expires_ms: u64,
+    /// Longest pause between pulls while the stream is empty, milliseconds (pauses double
+    /// from 1 ms up to this).
+    pub idle_poll_ms: u64,
     /// Time the server waits for an acknowledgement before redelivering, milliseconds.
     /// Longer than the worst batch write including retries.
     pub ack_wait_ms: u64,
@@ -70,10 +71,10 @@ impl Default for StoreConfig {
             throttle: ThrottleConfig::default(),
             fetch_batch: 500,
             rows_per_message: 100,
-            fetch_expires_ms: 100,
+            idle_poll_ms: 50,
             ack_wait_ms: 60_000,
             max_deliver: -1,
-            backlog_poll_ms: 500,
+            backlog_poll_ms: 100,
             drain_timeout_ms: 30_000,
             redeliver_delay_ms: 1_000,
             stream: WriteStreamConfig::default(),
@@ -88,7 +89,7 @@ impl StoreConfig {
         let positive = [
             ("fetch_batch", self.fetch_batch as u64),
             ("rows_per_message", self.rows_per_message as u64),
-            ("fetch_expires_ms", self.fetch_expires_ms),
+            ("idle_poll_ms", self.idle_poll_ms),
             ("ack_wait_ms", self.ack_wait_ms),
             ("backlog_poll_ms", self.backlog_poll_ms),
             ("stream.replicas", self.stream.replicas as u64),

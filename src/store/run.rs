@@ -123,12 +123,14 @@ pub async fn run(
         "Store running."
     );
 
+    let counters = Arc::new(PullCounters::default());
     let backlog = tokio::spawn(poll_backlog(
         consumer.clone(),
         coordinator.clone(),
+        counters.clone(),
+        config.rows_per_message,
         Duration::from_millis(config.backlog_poll_ms),
     ));
-    let counters = PullCounters::default();
     tokio::pin!(shutdown);
     tokio::select! {
         () = pull(&consumer, &coordinator, &conn, &settings, &counters) => {}
@@ -202,6 +204,17 @@ struct PullCounters {
     poison: AtomicU64,
 }
 
+impl PullCounters {
+    /// Average rows per message received so far.
+    fn rows_per_message(&self) -> Option<f64> {
+        let messages = self
+            .received
+            .load(Relaxed)
+            .saturating_sub(self.poison.load(Relaxed));
+        (messages > 0).then(|| self.rows.load(Relaxed) as f64 / messages as f64)
+    }
+}
+
 /// Pulls at most the queue's free room at a time, forever.
 async fn pull(
     consumer: &PullConsumer,
@@ -211,32 +224,26 @@ async fn pull(
     counters: &PullCounters,
 ) {
     let config = &settings.store;
-    let expires = Duration::from_millis(config.fetch_expires_ms);
+    let idle_ceiling = Duration::from_millis(config.idle_poll_ms);
     let dead_subject = format!(
         "{}.deadletter.{}",
         conn.subjects.prefix(),
         settings.coordinator.coordinator_id
     );
-    let mut idle = false;
+    let mut idle_wait = Duration::ZERO;
     loop {
         let free = coordinator.free_capacity() as usize;
         if free == 0 {
             coordinator.wait_for_room().await;
             continue;
         }
-        // Messages carry up to `rows_per_message` rows each: ask for what fits. Take what is
-        // there at once (no wait); only when nothing is there, wait up to `fetch_expires_ms`.
+        // Messages carry up to `rows_per_message` rows each: ask for what fits, and take only
+        // what is there (no wait). Long polls (`expires`) are avoided on purpose: nats-server
+        // 2.9 may neither fill nor expire a partly served pull request, which left stores
+        // idle for the client's 5 s safety timer while rows piled up in the stream. An empty
+        // stream is polled again after a pause that doubles from 1 ms up to `idle_poll_ms`.
         let wanted = (free / config.rows_per_message.max(1)).clamp(1, config.fetch_batch);
-        let request = if idle {
-            consumer
-                .batch()
-                .max_messages(wanted)
-                .expires(expires)
-                .messages()
-                .await
-        } else {
-            consumer.fetch().max_messages(wanted).messages().await
-        };
+        let request = consumer.fetch().max_messages(wanted).messages().await;
         let mut messages = match request {
             Ok(m) => m,
             Err(error) => {
@@ -277,20 +284,37 @@ async fn pull(
                 }
             }
         }
-        idle = got == 0;
+        idle_wait = if got == 0 {
+            (idle_wait * 2).clamp(Duration::from_millis(1), idle_ceiling)
+        } else {
+            Duration::ZERO
+        };
+        if !idle_wait.is_zero() {
+            sleep(idle_wait).await;
+        }
     }
 }
 
-/// Keeps the coordinator's external backlog at the consumer's undelivered count, so that the
-/// level reflects rows waiting in JetStream, not only those in memory.
+/// Keeps the coordinator's external backlog at the rows waiting in the consumer: its count
+/// of undelivered messages times the rows per message seen so far (`rows_per_message` until
+/// the first message), so that the level reflects rows waiting in JetStream, in the same unit
+/// as the in-memory queue.
 async fn poll_backlog(
     mut consumer: PullConsumer,
     coordinator: WriteCoordinator<Pending>,
+    counters: Arc<PullCounters>,
+    rows_per_message: usize,
     every: Duration,
 ) {
     loop {
         match consumer.info().await {
-            Ok(info) => coordinator.set_external_backlog(info.num_pending),
+            Ok(info) => {
+                let per_message = counters
+                    .rows_per_message()
+                    .unwrap_or(rows_per_message as f64);
+                let rows = (info.num_pending as f64 * per_message).round() as u64;
+                coordinator.set_external_backlog(rows);
+            }
             Err(error) => tracing::debug!(%error, "Cannot read the consumer's pending count."),
         }
         sleep(every).await;
