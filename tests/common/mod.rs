@@ -121,4 +121,6 @@ pub mod sink {
 pub mod nats;
 
 pub mod prometheus;
+pub mod rig;
 pub mod system;
+pub mod tls;
