@@ -120,6 +120,7 @@ pub mod sink {
 
 pub mod nats;
 
+pub mod probe;
 pub mod prometheus;
 pub mod rig;
 pub mod system;

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
+use async_nats::HeaderMap;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::stream::select_all;
@@ -13,7 +14,7 @@ use tokio::time::Instant;
 
 use super::NatsError;
 use super::options::NatsConnection;
-use super::state::read_state;
+use super::state::{Kept, read_state};
 use crate::bus::{Delivery, Interest};
 use crate::event::{FeedbackEvent, decode};
 
@@ -115,7 +116,7 @@ impl NatsSubscriber {
             // Last values are read beside the live subscription, never in front of it: a
             // slow or unavailable JetStream must not delay a level change. Events from both
             // paths are ordered per instance by the handler.
-            let (kept_tx, mut kept_rx) = mpsc::channel::<(String, Bytes)>(1024);
+            let (kept_tx, mut kept_rx) = mpsc::channel::<Kept>(1024);
             let mut reader = tokio::spawn(read_all(
                 me.conn.clone(),
                 subjects.clone(),
@@ -123,9 +124,9 @@ impl NatsSubscriber {
                 me.stats.clone(),
             ));
             loop {
-                let (subject, payload) = tokio::select! {
+                let (subject, payload, headers) = tokio::select! {
                     msg = live.next() => match msg {
-                        Some(msg) => (msg.subject.to_string(), msg.payload),
+                        Some(msg) => (msg.subject.to_string(), msg.payload, msg.headers),
                         None => break,
                     },
                     Some(kept) = kept_rx.recv() => kept,
@@ -139,7 +140,7 @@ impl NatsSubscriber {
                     }
                     () = tx.closed() => break,
                 };
-                if let Some(e) = me.accept(&subject, &payload) {
+                if let Some(e) = me.accept(&subject, &payload, headers.as_ref()) {
                     if tx.send(Delivery::new(e)).await.is_err() {
                         break;
                     }
@@ -151,7 +152,12 @@ impl NatsSubscriber {
     }
 
     /// Decodes and checks one message; counts and (rarely) logs what it rejects.
-    fn accept(&mut self, subject: &str, payload: &Bytes) -> Option<FeedbackEvent> {
+    fn accept(
+        &mut self,
+        subject: &str,
+        payload: &Bytes,
+        _headers: Option<&HeaderMap>,
+    ) -> Option<FeedbackEvent> {
         self.stats.received.fetch_add(1, Relaxed);
         let verdict = if payload.len() > self.conn.options.max_event_bytes {
             self.stats.oversize.fetch_add(1, Relaxed);
@@ -199,7 +205,7 @@ impl NatsSubscriber {
 async fn read_all(
     conn: NatsConnection,
     subjects: Vec<String>,
-    out: mpsc::Sender<(String, Bytes)>,
+    out: mpsc::Sender<Kept>,
     stats: Arc<SubscriberStats>,
 ) {
     for s in subjects {
