@@ -39,7 +39,8 @@ async fn connections(server: &NatsServer) -> Vec<(String, String, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_binary_over_tls_as_its_role_writes_exactly_the_acked_rows_and_agents_obey() {
-    let rig = Rig::tls();
+    // The store also signs its feedback; agents and the bridge accept only its key.
+    let rig = Rig::tls().signed();
     let db = Db::Sqlite(rig.path("bars.db"));
     let store = rig.store("store-a", &db, 1_000);
     rig.stream_ready().await;
@@ -73,7 +74,8 @@ async fn every_binary_over_tls_as_its_role_writes_exactly_the_acked_rows_and_age
     })
     .await;
 
-    // Feedback reached the agents (they slowed down) and the bridge (it exports the store).
+    // Signed feedback reached the agents (they slowed down) and the bridge (it exports the
+    // store); they accept nothing unsigned.
     let (r1, r2) = tokio::join!(a1.report(LONG), a2.report(LONG));
     for r in [&r1, &r2] {
         assert_eq!(num(r, &["acked"]), 2_000.0, "{r}");
@@ -83,6 +85,12 @@ async fn every_binary_over_tls_as_its_role_writes_exactly_the_acked_rows_and_age
         );
     }
     let bridge_addr = bridge.metrics_addr().await;
+    let (_, public_key) = rig.signing.as_ref().unwrap();
+    assert!(
+        store.log().contains(public_key.as_str()),
+        "the store signs: {}",
+        store.log()
+    );
     within(LONG, "the bridge to export the store's depth", async {
         loop {
             let scrape = http_get(&bridge_addr, "/metrics").await.unwrap_or_default();

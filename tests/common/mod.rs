@@ -118,6 +118,7 @@ pub mod sink {
     }
 }
 
+pub mod agent;
 pub mod nats;
 
 pub mod probe;

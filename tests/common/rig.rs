@@ -17,6 +17,7 @@ use super::tls::TlsFiles;
 pub const STORE: &str = env!("CARGO_BIN_EXE_backflow-store");
 pub const AGENT: &str = env!("CARGO_BIN_EXE_backflow-agent");
 pub const BRIDGE: &str = env!("CARGO_BIN_EXE_backflow-bridge");
+pub const CLI: &str = env!("CARGO_BIN_EXE_backflow");
 pub const LONG: Duration = Duration::from_secs(60);
 
 pub fn postgres_url() -> String {
@@ -65,6 +66,8 @@ pub struct Rig {
     /// Set when the server runs `nats/tls.conf`: every binary then connects over TLS as its
     /// own role.
     pub tls: Option<TlsFiles>,
+    /// Set by [`Rig::signed`]: (the store's seed file, its public key).
+    pub signing: Option<(PathBuf, String)>,
 }
 
 impl Rig {
@@ -74,6 +77,7 @@ impl Rig {
             dir: TempDir::new().unwrap(),
             nats: NatsServer::start(),
             tls: None,
+            signing: None,
         }
     }
 
@@ -85,15 +89,45 @@ impl Rig {
             dir: TempDir::new().unwrap(),
             nats: files.start_server(),
             tls: Some(files),
+            signing: None,
         }
     }
 
-    /// The `nats:` settings line of a binary acting as `role`.
+    /// Stores sign their feedback with a key made by `backflow nkey`; agents and the bridge
+    /// trust only that key.
+    pub fn signed(mut self) -> Self {
+        let seed = self.path("store.nkey");
+        let out = std::process::Command::new(CLI)
+            .args(["nkey", "--seed-file"])
+            .arg(&seed)
+            .output()
+            .expect("backflow nkey runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let public = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+        self.signing = Some((seed, public));
+        self
+    }
+
+    /// The `nats:` settings block of a binary acting as `role`.
     pub fn nats_yaml(&self, role: &str) -> String {
-        match &self.tls {
+        let mut yaml = match &self.tls {
             Some(tls) => tls.yaml(&self.nats, role),
-            None => format!("nats: {{servers: ['{}']}}\n", self.nats.url()),
+            None => format!("nats:\n  servers: ['{}']\n", self.nats.url()),
+        };
+        match (&self.signing, role.starts_with("store-")) {
+            (Some((seed, _)), true) => {
+                yaml.push_str(&format!("  signing: {{seed_file: '{}'}}\n", seed.display()));
+            }
+            (Some((_, public)), false) => {
+                yaml.push_str(&format!("  signing: {{trusted_keys: ['{public}']}}\n"));
+            }
+            (None, _) => {}
         }
+        yaml
     }
 
     /// Options of an observer allowed everything (admin over TLS).

@@ -114,11 +114,11 @@ impl TlsFiles {
         }
     }
 
-    /// The same as a `nats:` YAML line for a binary's settings file.
+    /// The same as a `nats:` block for a binary's settings file.
     pub fn yaml(&self, server: &NatsServer, role: &str) -> String {
         format!(
-            "nats: {{servers: ['{}'], user: {role}, password: {role}-secret, \
-             tls: {{ca_file: '{}', cert_file: '{}', key_file: '{}', required: true}}}}\n",
+            "nats:\n  servers: ['{}']\n  user: {role}\n  password: {role}-secret\n  \
+             tls: {{ca_file: '{}', cert_file: '{}', key_file: '{}', required: true}}\n",
             url(server),
             self.path("ca.pem").display(),
             self.path(&format!("{role}.pem")).display(),

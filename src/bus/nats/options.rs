@@ -9,7 +9,9 @@ use serde::Deserialize;
 use tokio::sync::watch;
 
 use super::NatsError;
+use super::signing::{Signer, SigningOptions, Verifier};
 use super::subjects::Subjects;
+use std::sync::Arc;
 
 /// A secret read from configuration; never printed.
 #[derive(Clone, PartialEq, Eq, Deserialize)]
@@ -85,6 +87,8 @@ pub struct NatsOptions {
     /// Largest feedback message accepted by subscribers, bytes; larger ones are counted and
     /// dropped.
     pub max_event_bytes: usize,
+    /// Signed feedback: the store's signing seed, the keys readers trust.
+    pub signing: SigningOptions,
 }
 
 impl Default for NatsOptions {
@@ -105,6 +109,7 @@ impl Default for NatsOptions {
             state_max_age_ms: 600_000,
             state_replicas: 1,
             max_event_bytes: 4_096,
+            signing: SigningOptions::default(),
         }
     }
 }
@@ -121,6 +126,10 @@ pub struct NatsConnection {
     pub subjects: Subjects,
     /// The options used.
     pub options: NatsOptions,
+    /// Signs published events (a seed is configured).
+    pub signer: Option<Arc<Signer>>,
+    /// Checks received events (keys are trusted).
+    pub verifier: Option<Arc<Verifier>>,
 }
 
 impl NatsOptions {
@@ -169,7 +178,7 @@ impl NatsOptions {
         if self.max_event_bytes < 64 {
             return Err(("max_event_bytes", "must be at least 64".into()));
         }
-        Ok(())
+        self.signing.validate()
     }
 
     /// Connects (failing fast if no server answers: under Kubernetes the pod restarts);
@@ -178,6 +187,11 @@ impl NatsOptions {
         self.validate()
             .map_err(|(key, reason)| NatsError::Config(format!("nats.{key}: {reason}")))?;
         let subjects = Subjects::new(&self.prefix)?;
+        let signer = self.signing.signer()?.map(Arc::new);
+        if let Some(s) = &signer {
+            tracing::info!(public_key = %s.public_key(), "Signing feedback events.");
+        }
+        let verifier = self.signing.verifier()?.map(Arc::new);
         let addrs: Vec<ServerAddr> = self
             .servers
             .iter()
@@ -230,6 +244,8 @@ impl NatsOptions {
             connected: rx,
             subjects,
             options: self.clone(),
+            signer,
+            verifier,
         })
     }
 }

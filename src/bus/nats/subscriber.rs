@@ -14,6 +14,7 @@ use tokio::time::Instant;
 
 use super::NatsError;
 use super::options::NatsConnection;
+use super::signing::Refusal;
 use super::state::{Kept, read_state};
 use crate::bus::{Delivery, Interest};
 use crate::event::{FeedbackEvent, decode};
@@ -31,6 +32,12 @@ pub struct SubscriberStats {
     pub invalid_subject: AtomicU64,
     /// Messages larger than `max_event_bytes`.
     pub oversize: AtomicU64,
+    /// Events without a signature while keys are trusted (`nats.signing`).
+    pub unsigned: AtomicU64,
+    /// Events signed by a key not trusted for their coordinator.
+    pub untrusted_key: AtomicU64,
+    /// Events whose signature does not match.
+    pub bad_signature: AtomicU64,
     /// Reads of the last-value stream.
     pub state_reads: AtomicU64,
     /// Failed reads of the last-value stream.
@@ -156,7 +163,7 @@ impl NatsSubscriber {
         &mut self,
         subject: &str,
         payload: &Bytes,
-        _headers: Option<&HeaderMap>,
+        headers: Option<&HeaderMap>,
     ) -> Option<FeedbackEvent> {
         self.stats.received.fetch_add(1, Relaxed);
         let verdict = if payload.len() > self.conn.options.max_event_bytes {
@@ -183,7 +190,24 @@ impl NatsSubscriber {
                         e.coordinator_id
                     ))
                 }
-                Ok(e) => Ok(e),
+                Ok(e) => match &self.conn.verifier {
+                    None => Ok(e),
+                    Some(v) => match v.check(e.coordinator_id.as_str(), payload, headers) {
+                        Ok(()) => Ok(e),
+                        Err(refusal) => {
+                            let counter = match refusal {
+                                Refusal::Unsigned => &self.stats.unsigned,
+                                Refusal::UntrustedKey => &self.stats.untrusted_key,
+                                Refusal::BadSignature => &self.stats.bad_signature,
+                            };
+                            counter.fetch_add(1, Relaxed);
+                            Err(format!(
+                                "event of coordinator {} refused: {refusal:?}",
+                                e.coordinator_id
+                            ))
+                        }
+                    },
+                },
             }
         };
         match verdict {
