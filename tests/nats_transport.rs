@@ -224,6 +224,7 @@ async fn connect_as(server: &NatsServer, user: &str) -> NatsConnection {
     let mut o = NatsOptions::for_url(server.url());
     o.user = Some(user.into());
     o.password = Some(Secret::new(format!("{user}-secret")));
+    o.inbox_prefix = Some(format!("_INBOX_{user}"));
     o.connect(user)
         .await
         .expect("connects with its credentials")

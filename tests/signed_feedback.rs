@@ -27,6 +27,7 @@ fn options(server: &NatsServer, user: &str, signing: SigningOptions) -> NatsOpti
     NatsOptions {
         user: Some(user.into()),
         password: Some(Secret::new(format!("{user}-secret"))),
+        inbox_prefix: Some(format!("_INBOX_{user}")),
         signing,
         ..NatsOptions::for_url(server.url())
     }

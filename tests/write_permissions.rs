@@ -24,6 +24,7 @@ async fn connect_as(server: &NatsServer, user: &str) -> NatsConnection {
     let mut o = NatsOptions::for_url(server.url());
     o.user = Some(user.into());
     o.password = Some(Secret::new(format!("{user}-secret")));
+    o.inbox_prefix = Some(format!("_INBOX_{user}"));
     o.connect(user).await.expect("connects")
 }
 
@@ -265,4 +266,24 @@ async fn readers_cannot_have_the_server_push_kept_feedback_onto_other_subjects()
         b"sentinel",
         "feedback pushed onto metrics"
     );
+}
+
+/// Pulled rows, publish acks and JetStream answers travel on reply subjects: each role may
+/// read only its own (`_INBOX_<role>`), never the shared `_INBOX.>` or another role's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_role_can_read_another_roles_replies() {
+    let server = NatsServer::with_config("nats/accounts.conf");
+    for (user, other) in [
+        ("agent", "store-default"),
+        ("bridge", "store-default"),
+        ("store-default", "agent"),
+        ("agent", "bridge"),
+    ] {
+        let mut probe = Probe::connect(&server, user).await;
+        probe.refused_subscription("_INBOX.>").await;
+        probe
+            .refused_subscription(&format!("_INBOX_{other}.>"))
+            .await;
+        probe.refused_subscription(">").await;
+    }
 }

@@ -24,6 +24,7 @@ impl Probe {
             user.into(),
             format!("{user}-secret"),
         )
+        .custom_inbox_prefix(format!("_INBOX_{user}"))
         .event_callback(move |e| {
             let tx = tx.clone();
             async move {
@@ -46,6 +47,13 @@ impl Probe {
             .publish_with_reply(subject.to_owned(), reply, payload.into())
             .await
             .unwrap();
+        self.client.flush().await.unwrap();
+        self.next_violation(subject).await
+    }
+
+    /// Subscribes to `subject` and returns the server's permissions violation for it.
+    pub async fn refused_subscription(&mut self, subject: &str) -> String {
+        let _sub = self.client.subscribe(subject.to_owned()).await.unwrap();
         self.client.flush().await.unwrap();
         self.next_violation(subject).await
     }

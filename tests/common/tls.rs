@@ -109,6 +109,7 @@ impl TlsFiles {
         NatsOptions {
             user: Some(role.into()),
             password: Some(Secret::new(format!("{role}-secret"))),
+            inbox_prefix: Some(format!("_INBOX_{role}")),
             tls: self.client(Some(role)),
             ..NatsOptions::for_url(url(server))
         }
@@ -118,6 +119,7 @@ impl TlsFiles {
     pub fn yaml(&self, server: &NatsServer, role: &str) -> String {
         format!(
             "nats:\n  servers: ['{}']\n  user: {role}\n  password: {role}-secret\n  \
+             inbox_prefix: _INBOX_{role}\n  \
              tls: {{ca_file: '{}', cert_file: '{}', key_file: '{}', required: true}}\n",
             url(server),
             self.path("ca.pem").display(),

@@ -70,6 +70,10 @@ pub struct NatsOptions {
     pub creds_file: Option<PathBuf>,
     /// TLS.
     pub tls: TlsOptions,
+    /// Prefix of this client's reply subjects (default `_INBOX`). Give each role its own
+    /// (`_INBOX_<role>`, as `nats/roles.conf` expects) so that no role may subscribe to
+    /// another's replies: pulled rows and JetStream answers travel on them.
+    pub inbox_prefix: Option<String>,
     /// Delay between reconnect attempts, milliseconds. Short by default: a feedback signal is
     /// only as fresh as the connection carrying it.
     pub reconnect_delay_ms: u64,
@@ -102,6 +106,7 @@ impl Default for NatsOptions {
             nkey_seed: None,
             creds_file: None,
             tls: TlsOptions::default(),
+            inbox_prefix: None,
             reconnect_delay_ms: 100,
             connect_timeout_ms: 2_000,
             prefix: "backflow".into(),
@@ -172,6 +177,9 @@ impl NatsOptions {
             return Err(("tls.key_file", "cert_file and key_file go together".into()));
         }
         Subjects::new(&self.prefix).map_err(|e| ("prefix", e.to_string()))?;
+        if let Some(inbox) = &self.inbox_prefix {
+            Subjects::new(inbox).map_err(|e| ("inbox_prefix", e.to_string()))?;
+        }
         if self.state_history == 0 {
             return Err(("state_history", "must be at least 1".into()));
         }
@@ -225,6 +233,9 @@ impl NatsOptions {
         }
         if self.tls.required {
             opts = opts.require_tls(true);
+        }
+        if let Some(inbox) = &self.inbox_prefix {
+            opts = opts.custom_inbox_prefix(inbox.clone());
         }
         let name = self.name.clone().unwrap_or_else(|| default_name.to_owned());
         let client = opts
