@@ -12,11 +12,20 @@ use common::rig::{Db, LONG, Rig, assert_exactly_acked, num};
 use common::system::{http_get, sample};
 use common::tls::{TlsFiles, url};
 use common::within;
-use futures_util::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const CLI: &str = env!("CARGO_BIN_EXE_backflow");
 const WAIT: Duration = Duration::from_secs(10);
+
+/// A child process killed when the test ends, however it ends.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
 
 /// `(connection name, authorized user, TLS version)` of every client, from the server's
 /// `/connz`.
@@ -178,26 +187,23 @@ async fn a_plain_tcp_client_is_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_publish_cli_takes_tls_and_credentials_from_its_settings() {
+async fn the_publish_and_watch_clis_take_tls_and_credentials_from_their_settings() {
     let files = TlsFiles::generate();
     let server = files.start_server();
-    let observer = files
-        .options(&server, "agent")
-        .connect("observer")
+    let store = files
+        .options(&server, "store-default")
+        .connect("store")
         .await
         .unwrap();
-    let mut feedback = observer
-        .client
-        .subscribe("backflow.feedback.default")
+    backflow::bus::nats::ensure_state_stream(&store)
         .await
         .unwrap();
-    observer.client.flush().await.unwrap();
-    let config = files.dir().join("admin.yaml");
-    std::fs::write(&config, files.yaml(&server, "admin")).unwrap();
+    let admin = files.dir().join("admin.yaml");
+    std::fs::write(&admin, files.yaml(&server, "admin")).unwrap();
     let out = tokio::task::spawn_blocking(move || {
         Command::new(CLI)
             .args(["publish", "--level", "soft", "--depth", "7", "--config"])
-            .arg(&config)
+            .arg(&admin)
             .output()
             .unwrap()
     });
@@ -207,10 +213,30 @@ async fn the_publish_cli_takes_tls_and_credentials_from_its_settings() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let msg = within(WAIT, "the published event", feedback.next())
+
+    // `watch` as the agent role learns the event from the last-value stream.
+    let agent = files.dir().join("agent.yaml");
+    std::fs::write(&agent, files.yaml(&server, "agent")).unwrap();
+    let mut watch = Killed(
+        Command::new(CLI)
+            .args(["watch", "--config"])
+            .arg(&agent)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = watch.0.stdout.take().unwrap();
+    let first = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).map(|_| line)
+    });
+    let line = within(WAIT, "a line from backflow watch", first)
         .await
+        .unwrap()
         .unwrap();
-    let e = backflow::event::decode(&msg.payload).unwrap();
-    assert_eq!(e.queue_depth, 7);
+    assert!(
+        line.starts_with("default/cli-") && line.contains("SOFT depth 7/"),
+        "{line}"
+    );
     assert!(url(&server).starts_with("tls://"));
 }
