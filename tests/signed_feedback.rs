@@ -15,6 +15,7 @@ use backflow::bus::nats::{
     SigningOptions, ensure_state_stream,
 };
 use backflow::event::{BackpressureLevel, encode};
+use backflow::metrics::{FeedbackTransport, Metrics};
 use common::agent::{Agent, agent_on};
 use common::nats::NatsServer;
 use common::{event, within};
@@ -141,6 +142,15 @@ async fn a_forged_hard_without_the_signing_key_changes_nothing_and_a_signed_one_
         1,
         "only the genuine SOFT"
     );
+    // Exported with a reason in the existing refusal counter.
+    let metrics = Metrics::new().unwrap();
+    metrics.register_transport(FeedbackTransport::Nats(agent.stats.clone()));
+    let scrape = metrics.render().unwrap();
+    for reason in ["unsigned", "untrusted_key", "bad_signature"] {
+        let series =
+            format!(r#"backflow_feedback_refused_total{{reason="{reason}",transport="nats"}} 1"#);
+        assert!(scrape.contains(&series), "{series} in\n{scrape}");
+    }
 
     send(&store, 2, BackpressureLevel::Hard).await;
     agent.scale_becomes(0.0, "the signed HARD").await;
