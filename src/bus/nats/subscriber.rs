@@ -166,62 +166,56 @@ impl NatsSubscriber {
         headers: Option<&HeaderMap>,
     ) -> Option<FeedbackEvent> {
         self.stats.received.fetch_add(1, Relaxed);
-        let verdict = if payload.len() > self.conn.options.max_event_bytes {
-            self.stats.oversize.fetch_add(1, Relaxed);
-            Err(format!(
-                "{} bytes (limit {})",
-                payload.len(),
-                self.conn.options.max_event_bytes
-            ))
-        } else {
-            match decode(payload) {
-                Err(e) => {
-                    self.stats.decode_errors.fetch_add(1, Relaxed);
-                    Err(e.to_string())
-                }
-                Ok(e)
-                    if self.conn.subjects.coordinator_of(subject)
-                        != Some(e.coordinator_id.as_str())
-                        || !self.interest.wants(&e.coordinator_id) =>
-                {
-                    self.stats.invalid_subject.fetch_add(1, Relaxed);
-                    Err(format!(
-                        "event of coordinator {} on subject {subject}",
-                        e.coordinator_id
-                    ))
-                }
-                Ok(e) => match &self.conn.verifier {
-                    None => Ok(e),
-                    Some(v) => match v.check(e.coordinator_id.as_str(), payload, headers) {
-                        Ok(()) => Ok(e),
-                        Err(refusal) => {
-                            let counter = match refusal {
-                                Refusal::Unsigned => &self.stats.unsigned,
-                                Refusal::UntrustedKey => &self.stats.untrusted_key,
-                                Refusal::BadSignature => &self.stats.bad_signature,
-                            };
-                            counter.fetch_add(1, Relaxed);
-                            Err(format!(
-                                "event of coordinator {} refused: {refusal:?}",
-                                e.coordinator_id
-                            ))
-                        }
-                    },
-                },
-            }
-        };
-        match verdict {
+        match self.check(subject, payload, headers) {
             Ok(e) => {
                 self.stats.delivered.fetch_add(1, Relaxed);
                 Some(e)
             }
-            Err(reason) => {
+            Err((counter, reason)) => {
+                counter.fetch_add(1, Relaxed);
                 if let Some(suppressed) = self.bad_input.due() {
                     tracing::warn!(%subject, %reason, suppressed, "Ignored a feedback message.");
                 }
                 None
             }
         }
+    }
+
+    /// The event, or the counter to bump and why: size first (before any parsing), then
+    /// decoding, the subject naming the event's coordinator, and its signature.
+    fn check(
+        &self,
+        subject: &str,
+        payload: &Bytes,
+        headers: Option<&HeaderMap>,
+    ) -> Result<FeedbackEvent, (&AtomicU64, String)> {
+        let (stats, limit) = (&self.stats, self.conn.options.max_event_bytes);
+        if payload.len() > limit {
+            let reason = format!("{} bytes (limit {limit})", payload.len());
+            return Err((&stats.oversize, reason));
+        }
+        let e = decode(payload).map_err(|e| (&stats.decode_errors, e.to_string()))?;
+        let id = e.coordinator_id.as_str();
+        if self.conn.subjects.coordinator_of(subject) != Some(id)
+            || !self.interest.wants(&e.coordinator_id)
+        {
+            let reason = format!("event of coordinator {id} on subject {subject}");
+            return Err((&stats.invalid_subject, reason));
+        }
+        if let Some(verifier) = &self.conn.verifier {
+            verifier.check(id, payload, headers).map_err(|refusal| {
+                let counter = match refusal {
+                    Refusal::Unsigned => &stats.unsigned,
+                    Refusal::UntrustedKey => &stats.untrusted_key,
+                    Refusal::BadSignature => &stats.bad_signature,
+                };
+                (
+                    counter,
+                    format!("event of coordinator {id} refused: {refusal:?}"),
+                )
+            })?;
+        }
+        Ok(e)
     }
 }
 
