@@ -7,19 +7,16 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
+use backflow::bus::FeedbackPublisher;
 use backflow::bus::nats::{
-    NatsConnection, NatsOptions, NatsPublisher, NatsSubscriber, Secret, SubscriberStats,
-    ensure_state_stream,
+    NatsConnection, NatsOptions, NatsPublisher, Secret, ensure_state_stream,
 };
-use backflow::bus::{FeedbackPublisher, Interest};
 use backflow::coordinator::{CoordinatorConfig, MemorySink, WriteCoordinator};
 use backflow::event::{BackpressureLevel, InstanceId, encode};
-use backflow::feedback::{FeedbackHandler, FleetConfig, HandlerStats, StepPolicy};
-use backflow::rate::{ProviderConfig, RateCoordinator};
+use common::agent::{Agent, agent_on};
 use common::nats::NatsServer;
 use common::{event, within};
 use tokio::time::sleep;
-use tokio_util::sync::CancellationToken;
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -29,36 +26,6 @@ async fn connect(urls: &[String], name: &str) -> NatsConnection {
         ..NatsOptions::default()
     };
     o.connect(name).await.expect("connects")
-}
-
-struct Agent {
-    rate: RateCoordinator,
-    stats: Arc<SubscriberStats>,
-    handler: Arc<HandlerStats>,
-    _stop: tokio_util::sync::DropGuard,
-}
-
-async fn agent_on(conn: &NatsConnection) -> Agent {
-    let rate = RateCoordinator::new();
-    rate.register_provider("p", ProviderConfig::new(10, 10.0))
-        .unwrap();
-    let (sub, stats) = NatsSubscriber::start(conn, Interest::All).await.unwrap();
-    let handler = FeedbackHandler::new(
-        rate.clone(),
-        ["p"],
-        Box::new(StepPolicy::default()),
-        FleetConfig::default(),
-    )
-    .unwrap();
-    let handler_stats = handler.stats();
-    let stop = CancellationToken::new();
-    tokio::spawn(handler.run(sub, stop.clone().cancelled_owned()));
-    Agent {
-        rate,
-        stats,
-        handler: handler_stats,
-        _stop: stop.drop_guard(),
-    }
 }
 
 async fn agent(urls: &[String]) -> Agent {
@@ -257,6 +224,7 @@ async fn connect_as(server: &NatsServer, user: &str) -> NatsConnection {
     let mut o = NatsOptions::for_url(server.url());
     o.user = Some(user.into());
     o.password = Some(Secret::new(format!("{user}-secret")));
+    o.inbox_prefix = Some(format!("_INBOX_{user}"));
     o.connect(user)
         .await
         .expect("connects with its credentials")

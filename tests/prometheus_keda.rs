@@ -142,6 +142,7 @@ fn user(server: &NatsServer, name: &str, password: &str) -> NatsOptions {
     NatsOptions {
         user: Some(name.into()),
         password: Some(Secret::new(password)),
+        inbox_prefix: Some(format!("_INBOX_{name}")),
         ..NatsOptions::for_url(server.url())
     }
 }

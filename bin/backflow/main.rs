@@ -2,6 +2,7 @@
 //! own file and calls into the library.
 
 mod demo;
+mod nkey;
 mod publish;
 mod simulate;
 mod watch;
@@ -28,6 +29,9 @@ enum Command {
     /// Run closed-loop scenarios for several policies side by side (paused time); print the
     /// comparison and write CSV and SVG.
     Simulate(simulate::SimulateArgs),
+    /// Generate the NKey a store signs its feedback with: the seed goes in the store's
+    /// `nats.signing.seed_file`, the public key in readers' `nats.signing.trusted_keys`.
+    Nkey(nkey::NkeyArgs),
 }
 
 #[tokio::main]
@@ -43,5 +47,6 @@ async fn main() -> Result<()> {
         Command::Watch(args) => watch::run(args).await,
         Command::Publish(args) => publish::run(args).await,
         Command::Simulate(args) => simulate::spawn(args).await,
+        Command::Nkey(args) => nkey::run(args),
     }
 }

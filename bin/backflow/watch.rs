@@ -90,8 +90,13 @@ pub(crate) async fn run(args: WatchArgs) -> Result<()> {
                         e.level.as_str().to_uppercase(), format!("{}/{}", e.queue_depth, e.capacity),
                         now.saturating_sub(e.timestamp_ms))?;
                 }
-                let bad = stats.decode_errors.load(std::sync::atomic::Ordering::Relaxed)
-                    + stats.invalid_subject.load(std::sync::atomic::Ordering::Relaxed);
+                let bad: u64 = [
+                    &stats.decode_errors, &stats.invalid_subject, &stats.oversize,
+                    &stats.unsigned, &stats.untrusted_key, &stats.bad_signature,
+                ]
+                .iter()
+                .map(|c| c.load(std::sync::atomic::Ordering::Relaxed))
+                .sum();
                 writeln!(out, "\n{} instances, {bad} rejected messages", latest.len())?;
                 out.flush()?;
             }

@@ -359,7 +359,8 @@ pub const CATALOG: &[MetricInfo] = &[
         Counter,
         &["transport", "reason"],
         Receiver,
-        "Feedback messages refused for another reason: invalid_subject, oversize (nats); \
+        "Feedback messages refused for another reason: invalid_subject, oversize, unsigned, \
+         untrusted_key, bad_signature (nats); \
          unauthorized, too_large, unsupported_media_type, queue_full, unanswered (http).",
     ),
     // Bridge: the fleet view, per coordinator.

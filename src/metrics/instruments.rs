@@ -72,6 +72,9 @@ fn refused(s: &Scrape, emit: Emit<'_>) {
         for (reason, c) in [
             ("invalid_subject", &n.invalid_subject),
             ("oversize", &n.oversize),
+            ("unsigned", &n.unsigned),
+            ("untrusted_key", &n.untrusted_key),
+            ("bad_signature", &n.bad_signature),
         ] {
             emit(
                 load(c),

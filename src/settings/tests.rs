@@ -155,3 +155,33 @@ fn transport_settings_come_from_the_file_and_backflow_variables() {
     let e = error_of("", &[("BACKFLOW_HTTP__EMITTER__URLS", "[ftp://x]")]);
     assert!(e.contains("http.emitter"), "{e}");
 }
+
+#[test]
+fn security_settings_come_from_the_file_and_backflow_variables() {
+    let key = nkeys::KeyPair::new_service();
+    let s = Settings::parse(
+        "nats: {user: agent, inbox_prefix: _INBOX_agent, tls: {ca_file: ca.pem, required: true}}",
+        "f".into(),
+        vars(&[
+            ("BACKFLOW_NATS__PASSWORD", "secret"),
+            (
+                "BACKFLOW_NATS__SIGNING__TRUSTED_KEYS",
+                &format!("[{}]", key.public_key()),
+            ),
+            ("BACKFLOW_NATS__SIGNING__SEED", &key.seed().unwrap()),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(s.nats.inbox_prefix.as_deref(), Some("_INBOX_agent"));
+    assert_eq!(s.nats.signing.trusted_keys, vec![key.public_key()]);
+    assert!(
+        !format!("{:?}", s.nats).contains(&key.seed().unwrap()),
+        "seed redacted"
+    );
+    let err = error_of("nats: {signing: {trusted_keys: [not-a-key]}}", &[]);
+    assert!(err.contains("nats.signing.trusted_keys"), "{err}");
+    let err = error_of("nats: {signing: {seed: SXXX, seed_file: f}}", &[]);
+    assert!(err.contains("nats.signing.seed"), "{err}");
+    let err = error_of("nats: {inbox_prefix: 'a b'}", &[]);
+    assert!(err.contains("nats.inbox_prefix"), "{err}");
+}

@@ -118,7 +118,11 @@ pub mod sink {
     }
 }
 
+pub mod agent;
 pub mod nats;
 
+pub mod probe;
 pub mod prometheus;
+pub mod rig;
 pub mod system;
+pub mod tls;

@@ -59,9 +59,18 @@ impl NatsServer {
     /// A server loading `config` (relative to the crate root), with its listen addresses
     /// replaced by random loopback ports and its JetStream `store_dir` by a temp dir.
     pub fn with_config(config: &str) -> Self {
+        Self::with_config_edited(config, &[])
+    }
+
+    /// Like [`with_config`](Self::with_config), with each `(from, to)` text replacement
+    /// applied first (e.g. certificate paths). Files it `include`s are copied beside it.
+    pub fn with_config_edited(config: &str, edits: &[(&str, String)]) -> Self {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(config);
-        let text = std::fs::read_to_string(&path)
+        let mut text = std::fs::read_to_string(&path)
             .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+        for (from, to) in edits {
+            text = text.replace(from, to);
+        }
         let mut server = Self {
             child: None,
             port: 0,
@@ -87,6 +96,14 @@ impl NatsServer {
             })
             .collect::<Vec<_>>()
             .join("\n");
+        let dir = path.parent().expect("the config's folder");
+        for line in text.lines() {
+            if let Some(name) = line.trim().strip_prefix("include ") {
+                let name = name.trim().trim_matches('"');
+                std::fs::copy(dir.join(name), server.store.path().join(name))
+                    .unwrap_or_else(|e| panic!("cannot copy included {name}: {e}"));
+            }
+        }
         let conf = server.store.path().join("server.conf");
         std::fs::write(&conf, text).expect("write the test config");
         server.args = vec!["-c".into(), conf.display().to_string()];

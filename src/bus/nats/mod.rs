@@ -2,12 +2,14 @@
 
 mod options;
 mod publisher;
+mod signing;
 mod state;
 mod subjects;
 mod subscriber;
 
 pub use options::{NatsConnection, NatsOptions, Secret, TlsOptions};
 pub use publisher::NatsPublisher;
+pub use signing::{KEY_HEADER, Refusal, SIGNATURE_HEADER, Signer, SigningOptions, Verifier};
 pub use state::ensure_state_stream;
 pub use subjects::Subjects;
 pub use subscriber::{NatsSubscriber, SubscriberStats};

@@ -9,7 +9,9 @@ use serde::Deserialize;
 use tokio::sync::watch;
 
 use super::NatsError;
+use super::signing::{Signer, SigningOptions, Verifier};
 use super::subjects::Subjects;
+use std::sync::Arc;
 
 /// A secret read from configuration; never printed.
 #[derive(Clone, PartialEq, Eq, Deserialize)]
@@ -68,6 +70,10 @@ pub struct NatsOptions {
     pub creds_file: Option<PathBuf>,
     /// TLS.
     pub tls: TlsOptions,
+    /// Prefix of this client's reply subjects (default `_INBOX`). Give each role its own
+    /// (`_INBOX_<role>`, as `nats/roles.conf` expects) so that no role may subscribe to
+    /// another's replies: pulled rows and JetStream answers travel on them.
+    pub inbox_prefix: Option<String>,
     /// Delay between reconnect attempts, milliseconds. Short by default: a feedback signal is
     /// only as fresh as the connection carrying it.
     pub reconnect_delay_ms: u64,
@@ -85,6 +91,8 @@ pub struct NatsOptions {
     /// Largest feedback message accepted by subscribers, bytes; larger ones are counted and
     /// dropped.
     pub max_event_bytes: usize,
+    /// Signed feedback: the store's signing seed, the keys readers trust.
+    pub signing: SigningOptions,
 }
 
 impl Default for NatsOptions {
@@ -98,6 +106,7 @@ impl Default for NatsOptions {
             nkey_seed: None,
             creds_file: None,
             tls: TlsOptions::default(),
+            inbox_prefix: None,
             reconnect_delay_ms: 100,
             connect_timeout_ms: 2_000,
             prefix: "backflow".into(),
@@ -105,6 +114,7 @@ impl Default for NatsOptions {
             state_max_age_ms: 600_000,
             state_replicas: 1,
             max_event_bytes: 4_096,
+            signing: SigningOptions::default(),
         }
     }
 }
@@ -121,6 +131,10 @@ pub struct NatsConnection {
     pub subjects: Subjects,
     /// The options used.
     pub options: NatsOptions,
+    /// Signs published events (a seed is configured).
+    pub signer: Option<Arc<Signer>>,
+    /// Checks received events (keys are trusted).
+    pub verifier: Option<Arc<Verifier>>,
 }
 
 impl NatsOptions {
@@ -163,13 +177,16 @@ impl NatsOptions {
             return Err(("tls.key_file", "cert_file and key_file go together".into()));
         }
         Subjects::new(&self.prefix).map_err(|e| ("prefix", e.to_string()))?;
+        if let Some(inbox) = &self.inbox_prefix {
+            Subjects::new(inbox).map_err(|e| ("inbox_prefix", e.to_string()))?;
+        }
         if self.state_history == 0 {
             return Err(("state_history", "must be at least 1".into()));
         }
         if self.max_event_bytes < 64 {
             return Err(("max_event_bytes", "must be at least 64".into()));
         }
-        Ok(())
+        self.signing.validate()
     }
 
     /// Connects (failing fast if no server answers: under Kubernetes the pod restarts);
@@ -178,6 +195,11 @@ impl NatsOptions {
         self.validate()
             .map_err(|(key, reason)| NatsError::Config(format!("nats.{key}: {reason}")))?;
         let subjects = Subjects::new(&self.prefix)?;
+        let signer = self.signing.signer()?.map(Arc::new);
+        if let Some(s) = &signer {
+            tracing::info!(public_key = %s.public_key(), "Signing feedback events.");
+        }
+        let verifier = self.signing.verifier()?.map(Arc::new);
         let addrs: Vec<ServerAddr> = self
             .servers
             .iter()
@@ -212,6 +234,9 @@ impl NatsOptions {
         if self.tls.required {
             opts = opts.require_tls(true);
         }
+        if let Some(inbox) = &self.inbox_prefix {
+            opts = opts.custom_inbox_prefix(inbox.clone());
+        }
         let name = self.name.clone().unwrap_or_else(|| default_name.to_owned());
         let client = opts
             .name(name)
@@ -230,6 +255,8 @@ impl NatsOptions {
             connected: rx,
             subjects,
             options: self.clone(),
+            signer,
+            verifier,
         })
     }
 }

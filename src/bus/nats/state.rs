@@ -3,9 +3,10 @@
 
 use std::time::Duration;
 
-use async_nats::jetstream::{self, consumer, stream};
+use async_nats::HeaderMap;
+use async_nats::jetstream::stream::RawMessageErrorKind;
+use async_nats::jetstream::{self, stream};
 use bytes::Bytes;
-use futures_util::StreamExt;
 
 use super::NatsError;
 use super::options::NatsConnection;
@@ -36,12 +37,23 @@ pub async fn ensure_state_stream(conn: &NatsConnection) -> Result<(), NatsError>
     Ok(())
 }
 
-/// Reads every kept event on `filter` (a feedback subject or the wildcard), oldest first, as
-/// (subject, payload).
+/// One kept event: its subject, payload and headers.
+pub(crate) type Kept = (String, Bytes, Option<HeaderMap>);
+
+/// Most events one read returns (a bound on the loop, far above `state_history` × ids).
+const MAX_KEPT: usize = 100_000;
+
+/// Reads every kept event on `filter` (a feedback subject or the wildcard), oldest first.
+///
+/// It walks the stream with `$JS.API.STREAM.MSG.GET.<stream>` and `next_by_subj` (one request
+/// per kept event, answered by the stream leader). Readers need no consumer: the roles that
+/// only read feedback are not allowed `$JS.API.CONSUMER.CREATE` on this stream, because a
+/// consumer's `deliver_subject` would make the server replay old events onto a live feedback
+/// subject on their behalf.
 pub(crate) async fn read_state(
     conn: &NatsConnection,
     filter: &str,
-) -> Result<Vec<(String, Bytes)>, NatsError> {
+) -> Result<Vec<Kept>, NatsError> {
     let err = |e: String| NatsError::JetStream(format!("reading last values: {e}"));
     // A short timeout: this read only speeds up learning the state; live events carry on.
     let stream = jetstream::ContextBuilder::new()
@@ -50,33 +62,17 @@ pub(crate) async fn read_state(
         .get_stream_no_info(conn.subjects.state_stream())
         .await
         .map_err(|e| err(e.to_string()))?;
-    let consumer: consumer::PullConsumer = stream
-        .create_consumer(consumer::pull::Config {
-            deliver_policy: consumer::DeliverPolicy::All,
-            ack_policy: consumer::AckPolicy::None,
-            filter_subject: filter.to_owned(),
-            inactive_threshold: Duration::from_secs(30),
-            memory_storage: true,
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| err(e.to_string()))?;
-    let pending = consumer.cached_info().num_pending as usize;
-    let mut out = Vec::with_capacity(pending);
-    while out.len() < pending {
-        let mut batch = consumer
-            .fetch()
-            .max_messages((pending - out.len()).min(512))
-            .messages()
-            .await
-            .map_err(|e| err(e.to_string()))?;
-        let before = out.len();
-        while let Some(msg) = batch.next().await {
-            let msg = msg.map_err(|e| err(e.to_string()))?;
-            out.push((msg.subject.to_string(), msg.payload.clone()));
-        }
-        if out.len() == before {
-            break;
+    let mut out = Vec::new();
+    let mut next = 1;
+    while out.len() < MAX_KEPT {
+        match stream.get_first_raw_message_by_subject(filter, next).await {
+            Ok(msg) => {
+                next = msg.sequence + 1;
+                let headers = (!msg.headers.is_empty()).then_some(msg.headers);
+                out.push((msg.subject.to_string(), msg.payload, headers));
+            }
+            Err(e) if e.kind() == RawMessageErrorKind::NoMessageFound => break,
+            Err(e) => return Err(err(e.to_string())),
         }
     }
     Ok(out)

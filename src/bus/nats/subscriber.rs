@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
+use async_nats::HeaderMap;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::stream::select_all;
@@ -13,7 +14,8 @@ use tokio::time::Instant;
 
 use super::NatsError;
 use super::options::NatsConnection;
-use super::state::read_state;
+use super::signing::Refusal;
+use super::state::{Kept, read_state};
 use crate::bus::{Delivery, Interest};
 use crate::event::{FeedbackEvent, decode};
 
@@ -30,6 +32,12 @@ pub struct SubscriberStats {
     pub invalid_subject: AtomicU64,
     /// Messages larger than `max_event_bytes`.
     pub oversize: AtomicU64,
+    /// Events without a signature while keys are trusted (`nats.signing`).
+    pub unsigned: AtomicU64,
+    /// Events signed by a key not trusted for their coordinator.
+    pub untrusted_key: AtomicU64,
+    /// Events whose signature does not match.
+    pub bad_signature: AtomicU64,
     /// Reads of the last-value stream.
     pub state_reads: AtomicU64,
     /// Failed reads of the last-value stream.
@@ -115,7 +123,7 @@ impl NatsSubscriber {
             // Last values are read beside the live subscription, never in front of it: a
             // slow or unavailable JetStream must not delay a level change. Events from both
             // paths are ordered per instance by the handler.
-            let (kept_tx, mut kept_rx) = mpsc::channel::<(String, Bytes)>(1024);
+            let (kept_tx, mut kept_rx) = mpsc::channel::<Kept>(1024);
             let mut reader = tokio::spawn(read_all(
                 me.conn.clone(),
                 subjects.clone(),
@@ -123,9 +131,9 @@ impl NatsSubscriber {
                 me.stats.clone(),
             ));
             loop {
-                let (subject, payload) = tokio::select! {
+                let (subject, payload, headers) = tokio::select! {
                     msg = live.next() => match msg {
-                        Some(msg) => (msg.subject.to_string(), msg.payload),
+                        Some(msg) => (msg.subject.to_string(), msg.payload, msg.headers),
                         None => break,
                     },
                     Some(kept) = kept_rx.recv() => kept,
@@ -139,7 +147,7 @@ impl NatsSubscriber {
                     }
                     () = tx.closed() => break,
                 };
-                if let Some(e) = me.accept(&subject, &payload) {
+                if let Some(e) = me.accept(&subject, &payload, headers.as_ref()) {
                     if tx.send(Delivery::new(e)).await.is_err() {
                         break;
                     }
@@ -151,41 +159,20 @@ impl NatsSubscriber {
     }
 
     /// Decodes and checks one message; counts and (rarely) logs what it rejects.
-    fn accept(&mut self, subject: &str, payload: &Bytes) -> Option<FeedbackEvent> {
+    fn accept(
+        &mut self,
+        subject: &str,
+        payload: &Bytes,
+        headers: Option<&HeaderMap>,
+    ) -> Option<FeedbackEvent> {
         self.stats.received.fetch_add(1, Relaxed);
-        let verdict = if payload.len() > self.conn.options.max_event_bytes {
-            self.stats.oversize.fetch_add(1, Relaxed);
-            Err(format!(
-                "{} bytes (limit {})",
-                payload.len(),
-                self.conn.options.max_event_bytes
-            ))
-        } else {
-            match decode(payload) {
-                Err(e) => {
-                    self.stats.decode_errors.fetch_add(1, Relaxed);
-                    Err(e.to_string())
-                }
-                Ok(e)
-                    if self.conn.subjects.coordinator_of(subject)
-                        != Some(e.coordinator_id.as_str())
-                        || !self.interest.wants(&e.coordinator_id) =>
-                {
-                    self.stats.invalid_subject.fetch_add(1, Relaxed);
-                    Err(format!(
-                        "event of coordinator {} on subject {subject}",
-                        e.coordinator_id
-                    ))
-                }
-                Ok(e) => Ok(e),
-            }
-        };
-        match verdict {
+        match self.check(subject, payload, headers) {
             Ok(e) => {
                 self.stats.delivered.fetch_add(1, Relaxed);
                 Some(e)
             }
-            Err(reason) => {
+            Err((counter, reason)) => {
+                counter.fetch_add(1, Relaxed);
                 if let Some(suppressed) = self.bad_input.due() {
                     tracing::warn!(%subject, %reason, suppressed, "Ignored a feedback message.");
                 }
@@ -193,13 +180,50 @@ impl NatsSubscriber {
             }
         }
     }
+
+    /// The event, or the counter to bump and why: size first (before any parsing), then
+    /// decoding, the subject naming the event's coordinator, and its signature.
+    fn check(
+        &self,
+        subject: &str,
+        payload: &Bytes,
+        headers: Option<&HeaderMap>,
+    ) -> Result<FeedbackEvent, (&AtomicU64, String)> {
+        let (stats, limit) = (&self.stats, self.conn.options.max_event_bytes);
+        if payload.len() > limit {
+            let reason = format!("{} bytes (limit {limit})", payload.len());
+            return Err((&stats.oversize, reason));
+        }
+        let e = decode(payload).map_err(|e| (&stats.decode_errors, e.to_string()))?;
+        let id = e.coordinator_id.as_str();
+        if self.conn.subjects.coordinator_of(subject) != Some(id)
+            || !self.interest.wants(&e.coordinator_id)
+        {
+            let reason = format!("event of coordinator {id} on subject {subject}");
+            return Err((&stats.invalid_subject, reason));
+        }
+        if let Some(verifier) = &self.conn.verifier {
+            verifier.check(id, payload, headers).map_err(|refusal| {
+                let counter = match refusal {
+                    Refusal::Unsigned => &stats.unsigned,
+                    Refusal::UntrustedKey => &stats.untrusted_key,
+                    Refusal::BadSignature => &stats.bad_signature,
+                };
+                (
+                    counter,
+                    format!("event of coordinator {id} refused: {refusal:?}"),
+                )
+            })?;
+        }
+        Ok(e)
+    }
 }
 
 /// Reads the kept events of every subject and queues them for checking.
 async fn read_all(
     conn: NatsConnection,
     subjects: Vec<String>,
-    out: mpsc::Sender<(String, Bytes)>,
+    out: mpsc::Sender<Kept>,
     stats: Arc<SubscriberStats>,
 ) {
     for s in subjects {
