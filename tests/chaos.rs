@@ -183,13 +183,17 @@ async fn recovered(w: &World, what: &str) {
         }
         v
     };
-    within(RECOVER, what, async {
+    let mut last = String::from("nothing observed yet");
+    let settled = tokio::time::timeout(RECOVER, async {
         'retry: loop {
             sleep(Duration::from_millis(200)).await;
             for (i, (a, _, _)) in w.agents.iter().enumerate() {
                 match agent_view(a).await {
                     Some((0.0, applied)) if applied > applied_before[i] => {}
-                    _ => continue 'retry,
+                    seen => {
+                        last = format!("agent {} (level, applied) = {seen:?}", a.name);
+                        continue 'retry;
+                    }
                 }
             }
             for coordinator in ["default", "other"] {
@@ -198,14 +202,20 @@ async fn recovered(w: &World, what: &str) {
                     if name.starts_with(coordinator) {
                         match store_level(s, coordinator).await {
                             Some(level) => own = own.max(level),
-                            None => continue 'retry,
+                            None => {
+                                last = format!("store {name}: no level");
+                                continue 'retry;
+                            }
                         }
                     }
                 }
                 let Some(bridge) = &w.bridge else {
+                    last = "no bridge".into();
                     continue 'retry;
                 };
-                if bridge_level(bridge, coordinator).await != Some(own) || own != 0.0 {
+                let seen = bridge_level(bridge, coordinator).await;
+                if seen != Some(own) || own != 0.0 {
+                    last = format!("{coordinator}: stores at {own}, bridge at {seen:?}");
                     continue 'retry;
                 }
             }
@@ -213,6 +223,44 @@ async fn recovered(w: &World, what: &str) {
         }
     })
     .await;
+    if settled.is_err() {
+        let mut metrics = String::new();
+        for (name, s) in &w.stores {
+            let scrape = http_get(&s.metrics_addr().await, "/metrics")
+                .await
+                .unwrap_or_default();
+            let wanted = [
+                "coordinator_",
+                "backflow_store_external",
+                "backflow_store_items_written",
+                "backflow_store_in_flight",
+                "breaker",
+            ];
+            let lines: Vec<&str> = scrape
+                .lines()
+                .filter(|l| !l.starts_with('#') && wanted.iter().any(|w| l.contains(w)))
+                .collect();
+            metrics += &format!("--- {name} metrics ---\n{}\n", lines.join("\n"));
+        }
+        let logs: Vec<String> = w
+            .stores
+            .values()
+            .chain(w.bridge.iter())
+            .map(|p| {
+                let log = p.log();
+                let tail: Vec<&str> = log.lines().rev().take(15).collect();
+                format!(
+                    "--- {} ---\n{}",
+                    p.name,
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                )
+            })
+            .collect();
+        panic!(
+            "timed out after {RECOVER:?} waiting for {what}; last seen: {last}\n{metrics}{}",
+            logs.join("\n")
+        );
+    }
 }
 
 async fn drained(w: &World) {
@@ -403,9 +451,14 @@ async fn the_system_survives_node_kills_store_kills_an_outage_garbage_and_skew()
     }
     drained(&w).await;
     let mut poison = 0.0;
-    for (_, s) in std::mem::take(&mut w.stores) {
+    for (name, s) in std::mem::take(&mut w.stores) {
         let report = s.terminate(RECOVER).await;
         assert_eq!(report["drained"], true, "{report}");
+        // Competing consumers: a store that never pulled is a stuck store.
+        assert!(
+            report["received"].as_u64() > Some(0),
+            "{name} pulled nothing: {report}"
+        );
         poison += report["poison"].as_f64().unwrap();
     }
     assert!(poison >= 50.0, "the garbage rows were dead-lettered");

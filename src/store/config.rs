@@ -46,6 +46,8 @@ pub struct StoreConfig {
     /// Longest pause between pulls while the stream is empty, milliseconds (pauses double
     /// from 1 ms up to this).
     pub idle_poll_ms: u64,
+    /// How long a pull request may go unanswered before the store asks again, milliseconds.
+    pub pull_timeout_ms: u64,
     /// Time the server waits for an acknowledgement before redelivering, milliseconds.
     /// Longer than the worst batch write including retries.
     pub ack_wait_ms: u64,
@@ -72,6 +74,7 @@ impl Default for StoreConfig {
             fetch_batch: 500,
             rows_per_message: 100,
             idle_poll_ms: 50,
+            pull_timeout_ms: 2_000,
             ack_wait_ms: 60_000,
             max_deliver: -1,
             backlog_poll_ms: 100,
@@ -90,6 +93,7 @@ impl StoreConfig {
             ("fetch_batch", self.fetch_batch as u64),
             ("rows_per_message", self.rows_per_message as u64),
             ("idle_poll_ms", self.idle_poll_ms),
+            ("pull_timeout_ms", self.pull_timeout_ms),
             ("ack_wait_ms", self.ack_wait_ms),
             ("backlog_poll_ms", self.backlog_poll_ms),
             ("stream.replicas", self.stream.replicas as u64),

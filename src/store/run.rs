@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_nats::jetstream::AckKind;
 use async_nats::jetstream::consumer::PullConsumer;
 use futures_util::StreamExt;
-use tokio::time::sleep;
+use tokio::time::{sleep, timeout};
 
 use super::pending::{AckStats, Acking, Pending, Redeliver};
 use super::sink::{SinkSetupError, build_sink};
@@ -225,6 +225,8 @@ async fn pull(
 ) {
     let config = &settings.store;
     let idle_ceiling = Duration::from_millis(config.idle_poll_ms);
+    let answer_within = Duration::from_millis(config.pull_timeout_ms);
+    let mut unanswered = 0u64;
     let dead_subject = format!(
         "{}.deadletter.{}",
         conn.subjects.prefix(),
@@ -243,21 +245,37 @@ async fn pull(
         // idle for the client's 5 s safety timer while rows piled up in the stream. An empty
         // stream is polled again after a pause that doubles from 1 ms up to `idle_poll_ms`.
         let wanted = (free / config.rows_per_message.max(1)).clamp(1, config.fetch_batch);
-        let request = consumer.fetch().max_messages(wanted).messages().await;
+        let request = timeout(
+            answer_within,
+            consumer.fetch().max_messages(wanted).messages(),
+        )
+        .await;
         let mut messages = match request {
-            Ok(m) => m,
-            Err(error) => {
+            Ok(Ok(m)) => m,
+            Ok(Err(error)) => {
                 tracing::warn!(%error, "Pull request failed; retrying.");
                 sleep(Duration::from_millis(500)).await;
                 continue;
             }
+            Err(_) => continue,
         };
         let mut got = 0;
-        while let Some(message) = messages.next().await {
-            let message = match message {
-                Ok(m) => m,
-                Err(error) => {
+        loop {
+            // A request sent just before a disconnect, or while the consumer's leader is being
+            // elected, is never answered, and a no-wait fetch has no timer of its own: without
+            // this deadline the store would stop pulling for good.
+            let message = match timeout(answer_within, messages.next()).await {
+                Ok(Some(Ok(m))) => m,
+                Ok(None) => break,
+                Ok(Some(Err(error))) => {
                     tracing::debug!(%error, "Pull batch ended with an error.");
+                    break;
+                }
+                Err(_) => {
+                    unanswered += 1;
+                    if unanswered.is_power_of_two() {
+                        tracing::warn!(unanswered, "A pull request got no answer; asking again.");
+                    }
                     break;
                 }
             };
