@@ -1,0 +1,67 @@
+//! The settings loader: whatever it accepts, the components built from it accept too.
+
+use crate::settings::Settings;
+
+/// The line that starts the environment part of a fuzz input.
+const ENV_MARKER: &str = "#env\n";
+
+/// Splits a fuzz input into YAML text and `NAME=VALUE` environment variables, which follow
+/// a line `#env` (a YAML comment, so the whole input is still a settings file).
+fn split_settings(text: &str) -> (&str, Vec<(String, String)>) {
+    let Some(at) = text.find(ENV_MARKER) else {
+        return (text, Vec::new());
+    };
+    let vars = text[at + ENV_MARKER.len()..]
+        .lines()
+        .filter_map(|line| line.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    (&text[..at], vars)
+}
+
+/// Loads `data` (see [`split_settings`]) as settings; anything accepted must build every
+/// component without an error or a panic.
+///
+/// # Panics
+/// When a property does not hold.
+pub fn check_settings(data: &[u8]) {
+    // The loader reads files with `read_to_string`, which refuses anything but UTF-8.
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let (yaml, vars) = split_settings(text);
+    let Ok(settings) = Settings::parse(yaml, "fuzz".into(), vars.clone()) else {
+        return;
+    };
+    if let Err(e) = settings.validate() {
+        panic!("accepted settings fail validate: {e}");
+    }
+    let again = Settings::parse(yaml, "fuzz".into(), vars).map(|s| format!("{s:?}"));
+    assert_eq!(
+        again.ok(),
+        Some(format!("{settings:?}")),
+        "parse is not deterministic"
+    );
+
+    let marks = match settings.coordinator.validate() {
+        Ok(marks) => marks,
+        Err(e) => panic!("accepted coordinator settings fail: {e}"),
+    };
+    let capacity = settings.coordinator.capacity;
+    assert!(
+        marks.low() < marks.high() && marks.high() <= capacity,
+        "watermarks {marks:?} out of order for capacity {capacity}"
+    );
+
+    let rate = match settings.rate_coordinator.build() {
+        Ok(rate) => rate,
+        Err(e) => panic!("accepted providers fail to register: {e}"),
+    };
+    for name in rate.provider_names() {
+        // Cooldowns are computed from the settings when the first 429 arrives.
+        if let Err(e) = rate.trigger_cooldown(&name, "fuzz") {
+            panic!("cooldown of accepted provider {name} fails: {e}");
+        }
+    }
+    let _policy = settings.feedback.build_policy(0);
+}
