@@ -5,7 +5,8 @@
 #
 # New inputs go to fuzz/work/<target>/ (ignored by git); crashes to fuzz/artifacts/<target>/.
 # MERGE=1 folds the new inputs into the committed fuzz/corpus/<target>/ (libFuzzer -merge=1,
-# which keeps only inputs that add coverage).
+# which keeps only inputs that add coverage). KEEP_GOING=1 runs libFuzzer in fork mode and
+# carries on after a crash, so one long run can collect several distinct crashes.
 # See docs/fuzzing.md.
 set -euo pipefail
 
@@ -32,11 +33,13 @@ flags=(-s none -a --target-dir "$CARGO_TARGET_DIR")
 for target in "${selected[@]}"; do
   work=fuzz/work/$target
   mkdir -p "$work" "fuzz/artifacts/$target"
+  more=()
+  [[ ${KEEP_GOING:-0} == 1 ]] && more=(-fork=1 -ignore_crashes=1)
   dict=()
   [[ -f fuzz/dict/$target.dict ]] && dict=(-dict="fuzz/dict/$target.dict")
   echo "== $target for $2 min" >&2
   cargo fuzz run "${flags[@]}" "$target" "$work" "fuzz/corpus/$target" -- \
-    -max_total_time="$seconds" -print_final_stats=1 "${dict[@]}"
+    -max_total_time="$seconds" -print_final_stats=1 "${dict[@]}" "${more[@]}"
   if [[ ${MERGE:-0} == 1 ]]; then
     cargo fuzz run "${flags[@]}" "$target" "fuzz/corpus/$target" "$work" -- -merge=1
   fi
