@@ -1,5 +1,11 @@
 //! The settings loader: whatever it accepts, the components built from it accept too.
 
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::event::BackpressureLevel;
+use crate::feedback::{Policy, Signal};
 use crate::settings::Settings;
 
 /// The line that starts the environment part of a fuzz input.
@@ -63,5 +69,51 @@ pub fn check_settings(data: &[u8]) {
             panic!("cooldown of accepted provider {name} fails: {e}");
         }
     }
-    let _policy = settings.feedback.build_policy(0);
+    let retry = &settings.coordinator.retry;
+    for attempt in [1, retry.max_attempts, u32::MAX] {
+        for unit in [0.0, 0.999] {
+            // Delays are computed from the settings on every failed write.
+            let _ = retry.delay(attempt, unit);
+        }
+    }
+    drive_policy(settings.feedback.build_policy(0));
+}
+
+/// Runs a policy through a burst of pressure and its release, answering every wake-up it
+/// asks for, and checks that every scale is within [0, 1] and no wake-up is in the past.
+fn drive_policy(mut policy: Box<dyn Policy>) {
+    let signals = [
+        (BackpressureLevel::Hard, 1.5),
+        (BackpressureLevel::Soft, 0.7),
+        (BackpressureLevel::Ok, 0.0),
+    ];
+    let mut now = Instant::now();
+    for (level, utilization) in signals {
+        let signal = Signal {
+            level,
+            utilization,
+            instances: 1,
+        };
+        let mut decision = policy.on_signal(&signal, now);
+        // Enough ticks for any ramp the validated settings allow to make progress.
+        for _ in 0..32 {
+            let scale = decision.scale;
+            assert!(
+                (0.0..=1.0).contains(&scale),
+                "{} scale {scale}",
+                policy.name()
+            );
+            let Some(wake_at) = decision.wake_at else {
+                break;
+            };
+            assert!(
+                wake_at >= now,
+                "{} asked to wake in the past",
+                policy.name()
+            );
+            now = wake_at;
+            decision = policy.on_tick(now);
+        }
+        now += Duration::from_millis(10);
+    }
 }

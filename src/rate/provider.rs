@@ -71,7 +71,7 @@ impl ProviderConfig {
             return Err((
                 "refill_rate",
                 format!(
-                    "a burst of {} at {}/s takes over a century to refill",
+                    "a burst of {} at {:?}/s takes over a century to refill",
                     self.capacity, self.refill_rate
                 ),
             ));
@@ -81,7 +81,10 @@ impl ProviderConfig {
             ("breaker_timeout_sec", self.breaker_timeout_sec),
         ] {
             if !(0.0..=MAX_PAUSE_SEC).contains(&v) {
-                return Err((key, format!("must be within [0, {MAX_PAUSE_SEC}], got {v}")));
+                return Err((
+                    key,
+                    format!("must be within [0, {MAX_PAUSE_SEC}], got {v:?}"),
+                ));
             }
         }
         Ok(())
