@@ -4,14 +4,14 @@
 #   fuzz/run.sh <feedback_decode|http_body|settings_yaml|all> <minutes>
 #
 # New inputs go to fuzz/work/<target>/ (ignored by git); crashes to fuzz/artifacts/<target>/.
-# MERGE=1 folds the new inputs into the committed fuzz/corpus/<target>/ (libFuzzer -merge=1,
-# which keeps only inputs that add coverage). KEEP_GOING=1 runs libFuzzer in fork mode and
-# carries on after a crash, so one long run can collect several distinct crashes.
+# MERGE=1 then folds the new inputs into the committed fuzz/corpus/<target>/ (libFuzzer
+# -set_cover_merge=1: a small set of inputs that covers all the features). KEEP_GOING=1 runs
+# libFuzzer in fork mode and carries on after a crash, to collect several in one run.
 # See docs/fuzzing.md.
 set -euo pipefail
 
 targets=(feedback_decode http_body settings_yaml)
-usage() { echo "usage: $0 <${targets[*]// /|}|all> <minutes>" >&2; exit 2; }
+usage() { echo "usage: $0 <feedback_decode|http_body|settings_yaml|all> <minutes>" >&2; exit 2; }
 [[ $# -eq 2 && $2 =~ ^[0-9]+$ ]] || usage
 case $1 in
   all) selected=("${targets[@]}") ;;
@@ -41,6 +41,6 @@ for target in "${selected[@]}"; do
   cargo fuzz run "${flags[@]}" "$target" "$work" "fuzz/corpus/$target" -- \
     -max_total_time="$seconds" -print_final_stats=1 "${dict[@]}" "${more[@]}"
   if [[ ${MERGE:-0} == 1 ]]; then
-    cargo fuzz run "${flags[@]}" "$target" "fuzz/corpus/$target" "$work" -- -merge=1
+    cargo fuzz run "${flags[@]}" "$target" "fuzz/corpus/$target" "$work" -- -set_cover_merge=1
   fi
 done
