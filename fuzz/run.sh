@@ -4,9 +4,10 @@
 #   fuzz/run.sh <feedback_decode|http_body|settings_yaml|all> <minutes>
 #
 # New inputs go to fuzz/work/<target>/ (ignored by git); crashes to fuzz/artifacts/<target>/.
-# MERGE=1 then folds the new inputs into the committed fuzz/corpus/<target>/ (libFuzzer
-# -set_cover_merge=1: a small set of inputs that covers all the features). KEEP_GOING=1 runs
-# libFuzzer in fork mode and carries on after a crash, to collect several in one run.
+# MERGE=1 then folds the new inputs that reach new edges into the committed
+# fuzz/corpus/<target>/ (libFuzzer -merge=1 -use_counters=0: edges only, so it stays small).
+# KEEP_GOING=1 runs libFuzzer in fork mode and carries on after a crash, to collect several
+# crashes in one run.
 # See docs/fuzzing.md.
 set -euo pipefail
 
@@ -41,6 +42,6 @@ for target in "${selected[@]}"; do
   cargo fuzz run "${flags[@]}" "$target" "$work" "fuzz/corpus/$target" -- \
     -max_total_time="$seconds" -print_final_stats=1 "${dict[@]}" "${more[@]}"
   if [[ ${MERGE:-0} == 1 ]]; then
-    cargo fuzz run "${flags[@]}" "$target" "fuzz/corpus/$target" "$work" -- -set_cover_merge=1
+    cargo fuzz run "${flags[@]}" "$target" "fuzz/corpus/$target" "$work" -- -merge=1 -use_counters=0
   fi
 done

@@ -7,6 +7,7 @@ use tokio::time::Instant;
 use crate::event::BackpressureLevel;
 use crate::feedback::{Policy, Signal};
 use crate::settings::Settings;
+use crate::store::sink::throttle_of;
 
 /// The line that starts the environment part of a fuzz input.
 const ENV_MARKER: &str = "#env\n";
@@ -77,6 +78,12 @@ pub fn check_settings(data: &[u8]) {
         }
     }
     drive_policy(settings.feedback.build_policy(0));
+
+    // A throttled store reserves the sink's time for each batch it writes.
+    let throttle = throttle_of((), &settings.store.throttle);
+    for _ in 0..2 {
+        throttle.reserve(settings.coordinator.batch_size, Instant::now());
+    }
 }
 
 /// Runs a policy through a burst of pressure and its release, answering every wake-up it
