@@ -7,7 +7,7 @@
 # MERGE=1 then folds the new inputs that reach new edges into the committed
 # fuzz/corpus/<target>/ (libFuzzer -merge=1 -use_counters=0: edges only, so it stays small).
 # KEEP_GOING=1 runs libFuzzer in fork mode and carries on after a crash, to collect several
-# crashes in one run.
+# crashes in one run. SANITIZER=address builds with AddressSanitizer (default: none).
 # See docs/fuzzing.md.
 set -euo pipefail
 
@@ -24,12 +24,13 @@ seconds=$(($2 * 60))
 cd "$(dirname "$0")/.."
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 
-# cargo-fuzz passes -Z flags (and -Zsanitizer unless `-s none`), so stable rustc needs
-# RUSTC_BOOTSTRAP=1. No sanitizer: backflow forbids unsafe code, so what the fuzzer hunts is
-# panics (failed properties, overflow with debug assertions on, `-a`), not memory errors.
-export RUSTC_BOOTSTRAP=1
+# No sanitizer by default: backflow forbids unsafe code, so what the fuzzer hunts is panics
+# (failed properties, overflow with debug assertions on, `-a`), and with `-s none` cargo-fuzz
+# passes only stable flags. SANITIZER=address needs -Zsanitizer, so RUSTC_BOOTSTRAP=1.
+sanitizer=${SANITIZER:-none}
+[[ $sanitizer == none ]] || export RUSTC_BOOTSTRAP=1
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-fuzz/target}
-flags=(-s none -a --target-dir "$CARGO_TARGET_DIR")
+flags=(-s "$sanitizer" -a --target-dir "$CARGO_TARGET_DIR")
 
 for target in "${selected[@]}"; do
   work=fuzz/work/$target
