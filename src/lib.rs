@@ -21,6 +21,7 @@
 //! - [`sim`]: the closed-loop scenario simulator that compares policies under paused time.
 //! - [`process`]: logging and shutdown signals for the binaries.
 //! - [`breaker`], [`clock`], [`histogram`]: small shared parts.
+//! - `fuzzing` (hidden): the property checks the fuzz targets and the corpus replay share.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub, rust_2018_idioms)]
@@ -34,6 +35,8 @@ pub mod coordinator;
 pub mod demo;
 pub mod event;
 pub mod feedback;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod histogram;
 pub mod market;
 pub mod metrics;

@@ -18,6 +18,9 @@ pub struct Outage {
     pub duration: Duration,
 }
 
+/// Longer than any experiment: the service time of a batch at an absurdly low rate.
+const NEVER: Duration = Duration::from_secs(30 * 365 * 24 * 3600);
+
 struct State {
     rows_per_sec: f64,
     next_free: Instant,
@@ -89,13 +92,17 @@ impl<S> Throttle<S> {
     }
 
     /// Reserves the sink's time for `rows` and returns when they are done.
-    fn reserve(&self, rows: usize, now: Instant) -> Instant {
+    pub(crate) fn reserve(&self, rows: usize, now: Instant) -> Instant {
         let mut st = self.lock();
         if st.rows_per_sec <= 0.0 {
             return now + self.latency;
         }
         let start = st.next_free.max(now);
-        st.next_free = start + Duration::from_secs_f64(rows as f64 / st.rows_per_sec);
+        // A rate so low that the batch takes longer than `NEVER` (or than a `Duration` can
+        // hold, which panicked) never finishes it; capping keeps the clock from overflowing.
+        let busy = Duration::try_from_secs_f64(rows as f64 / st.rows_per_sec)
+            .map_or(NEVER, |busy| busy.min(NEVER));
+        st.next_free = start + busy;
         st.next_free + self.latency
     }
 }
@@ -117,6 +124,15 @@ impl<T: Sync + 'static, S: Sink<T>> Sink<T> for Throttle<S> {
 mod tests {
     use super::*;
     use crate::coordinator::NullSink;
+
+    #[test]
+    fn an_absurdly_low_rate_never_finishes_instead_of_panicking() {
+        // The settings fuzz check: `rows_per_sec: 1e-300` passes validation.
+        let t = Throttle::new(NullSink, 1e-300);
+        let now = Instant::now();
+        assert_eq!(t.reserve(100, now), now + NEVER);
+        assert_eq!(t.reserve(usize::MAX, now), now + NEVER + NEVER);
+    }
 
     #[tokio::test(start_paused = true)]
     async fn concurrent_writes_share_the_capacity() {

@@ -10,6 +10,11 @@ use super::{
 /// Longest `reason` accepted, in bytes: reasons are labels, not payloads.
 const MAX_REASON_LEN: usize = 256;
 
+/// Deepest MessagePack nesting accepted. An event is a flat map, and rmp-serde's own limit
+/// (1024) let an unknown field nested ~900 deep overflow a 2 MiB thread stack in a debug
+/// build, which aborts the process (found by replaying the fuzz corpus).
+const MAX_DEPTH: usize = 32;
+
 /// Why bytes are not a valid feedback event.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
@@ -119,8 +124,9 @@ pub fn encode(event: &FeedbackEvent) -> Vec<u8> {
 
 /// Decodes and validates a MessagePack event. Never panics, whatever the bytes.
 pub fn decode(bytes: &[u8]) -> Result<FeedbackEvent, DecodeError> {
-    let wire: Wire =
-        rmp_serde::from_slice(bytes).map_err(|e| DecodeError::Malformed(e.to_string()))?;
+    let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
+    de.set_max_depth(MAX_DEPTH);
+    let wire = Wire::deserialize(&mut de).map_err(|e| DecodeError::Malformed(e.to_string()))?;
     wire.try_into()
 }
 
@@ -221,6 +227,17 @@ mod tests {
             Err(DecodeError::Malformed(_))
         ));
         assert!(matches!(decode(&[]), Err(DecodeError::Malformed(_))));
+    }
+
+    #[test]
+    fn deep_nesting_is_malformed_not_a_stack_overflow() {
+        // A valid event plus an unknown field holding arrays nested 5,000 deep.
+        let mut bytes = encode(&event());
+        bytes[0] += 1; // one more entry in the fixmap
+        bytes.extend_from_slice(b"\xa1x");
+        bytes.extend(std::iter::repeat_n(0x91, 5_000));
+        bytes.push(0xc0);
+        assert!(matches!(decode(&bytes), Err(DecodeError::Malformed(_))));
     }
 
     #[test]

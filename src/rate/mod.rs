@@ -5,4 +5,4 @@ mod provider;
 mod scaled;
 
 pub use coordinator::{ProviderSnapshot, RateCoordinator, RateError};
-pub use provider::ProviderConfig;
+pub use provider::{MAX_PAUSE_SEC, ProviderConfig};

@@ -8,10 +8,14 @@ use serde::Deserialize;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::scaled::{ScaledLimiter, Take};
+use super::scaled::{ScaledLimiter, Take, quota};
 use crate::breaker::{BreakerState, CircuitBreaker, Permit};
 use crate::event::BackpressureLevel;
 use crate::histogram::Histogram;
+
+/// Longest cooldown or breaker pause, in seconds (a year): longer is a typo, and a pause is
+/// added to the clock, which must not overflow.
+pub const MAX_PAUSE_SEC: f64 = 365.0 * 24.0 * 3600.0;
 
 /// A provider's limits, as in the seed's `register_provider`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -63,12 +67,24 @@ impl ProviderConfig {
                 format!("must be > 0, got {}", self.refill_rate),
             ));
         }
+        if quota(self.capacity, self.refill_rate).is_none() {
+            return Err((
+                "refill_rate",
+                format!(
+                    "a burst of {} at {:?}/s takes over a century to refill",
+                    self.capacity, self.refill_rate
+                ),
+            ));
+        }
         for (key, v) in [
             ("cooldown_sec", self.cooldown_sec),
             ("breaker_timeout_sec", self.breaker_timeout_sec),
         ] {
-            if !(v >= 0.0 && v.is_finite()) {
-                return Err((key, format!("must be >= 0, got {v}")));
+            if !(0.0..=MAX_PAUSE_SEC).contains(&v) {
+                return Err((
+                    key,
+                    format!("must be within [0, {MAX_PAUSE_SEC}], got {v:?}"),
+                ));
             }
         }
         Ok(())

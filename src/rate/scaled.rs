@@ -118,6 +118,39 @@ impl Carry {
     }
 }
 
+/// Longest burst, as the nanoseconds a full bucket takes to refill at the base rate:
+/// governor multiplies the period by the burst and adds times to the result in plain `u64`
+/// arithmetic (which wraps in release builds), and a bucket that takes over a century to
+/// refill is a typo anyway.
+const MAX_BURST_NANOS: u64 = u64::MAX / 4;
+
+/// The quota granting `refill_rate` items per second with bursts of `capacity` items, with
+/// its cells per item and burst in cells; `None` if no quota can express them.
+pub(crate) fn quota(capacity: u32, refill_rate: f64) -> Option<(Quota, f64, u32)> {
+    if capacity == 0 || !(refill_rate > 0.0 && refill_rate.is_finite()) {
+        return None;
+    }
+    // Keep the burst in cells inside u32 while making cells as fine as possible.
+    let per_item = TARGET_CELLS_PER_ITEM.min((u32::MAX / 2) as f64 / capacity as f64);
+    let period_ns = (1e9 / (refill_rate * per_item)).round().max(1.0);
+    // The exact cells per item for the period actually used, so rounding the period
+    // does not change the rate.
+    let cells_per_item = 1e9 / period_ns / refill_rate;
+    let burst_cells = ((capacity as f64 * cells_per_item)
+        .ceil()
+        .min(u32::MAX as f64) as u32)
+        .max(1);
+    // `as` saturates, and a saturated period fails the bound below.
+    let period_ns = period_ns as u64;
+    let burst_ns = period_ns.checked_mul(u64::from(burst_cells))?;
+    if burst_ns > MAX_BURST_NANOS {
+        return None;
+    }
+    let quota = Quota::with_period(Duration::from_nanos(period_ns))?
+        .allow_burst(NonZeroU32::new(burst_cells)?);
+    Some((quota, cells_per_item, burst_cells))
+}
+
 /// A GCRA limiter at the base rate in fine-grained cells, where an item costs
 /// `cells_per_item / scale` cells.
 ///
@@ -142,26 +175,13 @@ impl ScaledLimiter {
     /// A limiter granting `refill_rate` items per second with bursts of `capacity` items.
     /// Returns `None` if the values cannot make a quota (caller validates first).
     pub(crate) fn new(capacity: u32, refill_rate: f64) -> Option<Self> {
-        if capacity == 0 || !(refill_rate > 0.0 && refill_rate.is_finite()) {
-            return None;
-        }
-        // Keep the burst in cells inside u32 while making cells as fine as possible.
-        let per_item = TARGET_CELLS_PER_ITEM.min((u32::MAX / 2) as f64 / capacity as f64);
-        let period_ns = (1e9 / (refill_rate * per_item)).round().max(1.0);
-        // The exact cells per item for the period actually used, so rounding the period
-        // does not change the rate.
-        let cells_per_item = 1e9 / period_ns / refill_rate;
-        let burst_cells = (capacity as f64 * cells_per_item)
-            .ceil()
-            .min(u32::MAX as f64) as u32;
-        let quota = Quota::with_period(Duration::from_nanos(period_ns as u64))?
-            .allow_burst(NonZeroU32::new(burst_cells.max(1))?);
+        let (quota, cells_per_item, burst_cells) = quota(capacity, refill_rate)?;
         let clock = TokioClock::new();
         Some(Self {
             gcra: RateLimiter::direct_with_clock(quota, clock),
             clock,
             cells_per_item,
-            burst_cells: burst_cells.max(1),
+            burst_cells,
             scale: AtomicF64::new(1.0),
             carry: Carry::new(),
         })
@@ -225,6 +245,15 @@ mod tests {
             n += 1;
         }
         n
+    }
+
+    #[test]
+    fn quota_refuses_bursts_governor_cannot_count() {
+        // The settings fuzz check caught governor's u64 nanoseconds overflowing here.
+        assert!(quota(1, 1e-300).is_none());
+        assert!(quota(u32::MAX, 1e-3).is_none());
+        assert!(quota(u32::MAX, 1.0).is_some());
+        assert!(quota(1, 1e300).is_some());
     }
 
     #[tokio::test(start_paused = true)]

@@ -38,6 +38,27 @@ pub(crate) enum Decoded {
     Seed(SeedEvent),
 }
 
+/// Why a request body was refused before it reached the handler.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum BodyError {
+    /// No `Content-Type`, or one naming neither MessagePack nor JSON (415).
+    #[error("unsupported content type")]
+    UnsupportedMediaType,
+    /// The body is not a valid event in the named encoding (400).
+    #[error(transparent)]
+    Invalid(#[from] DecodeError),
+}
+
+/// The receiver's whole parsing step, free of I/O so that it can be fuzzed as it runs: the
+/// encoding the `Content-Type` value names, then the decoded and validated body. Never
+/// panics, whatever the bytes.
+pub(crate) fn parse_body(content_type: Option<&[u8]>, bytes: &[u8]) -> Result<Decoded, BodyError> {
+    let encoding = content_type
+        .and_then(Encoding::from_content_type)
+        .ok_or(BodyError::UnsupportedMediaType)?;
+    Ok(decode_body(encoding, bytes)?)
+}
+
 /// Decodes and validates a body. Never panics, whatever the bytes.
 pub(crate) fn decode_body(encoding: Encoding, bytes: &[u8]) -> Result<Decoded, DecodeError> {
     match encoding {
@@ -76,6 +97,25 @@ mod tests {
         ] {
             assert_eq!(Encoding::from_content_type(value), expected, "{value:?}");
         }
+    }
+
+    #[test]
+    fn parse_body_refuses_missing_or_other_content_types() {
+        let seed = br#"{"coordinator_id":"default","queue_size":1,"capacity":2,"level":"ok"}"#;
+        assert!(matches!(
+            parse_body(Some(b"application/json"), seed),
+            Ok(Decoded::Seed(_))
+        ));
+        for content_type in [None, Some(&b"text/plain"[..])] {
+            assert_eq!(
+                parse_body(content_type, seed),
+                Err(BodyError::UnsupportedMediaType)
+            );
+        }
+        assert!(matches!(
+            parse_body(Some(b"application/msgpack"), seed),
+            Err(BodyError::Invalid(DecodeError::Malformed(_)))
+        ));
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod receiver;
 mod seed_json;
 mod stats;
 
+pub(crate) use body::{BodyError, Decoded, Encoding, parse_body};
 pub use config::{HttpConfigError, HttpEmitterConfig, HttpReceiverConfig};
 pub use emitter::HttpPublisher;
 pub use error::HttpError;

@@ -19,7 +19,7 @@ use tokio::task::JoinHandle;
 
 use super::answer::Answer;
 use super::auth::bearer_matches;
-use super::body::{Decoded, Encoding, decode_body};
+use super::body::{BodyError, Decoded, Encoding, parse_body};
 use super::{HttpError, HttpReceiverConfig, HttpReceiverStats};
 use crate::bus::Delivery;
 use crate::clock::WallClock;
@@ -153,12 +153,21 @@ impl Shared {
                 return Answer::Unauthorized;
             }
         }
-        let content_type = headers.get(header::CONTENT_TYPE);
-        let Some(encoding) = content_type.and_then(|v| Encoding::from_content_type(v.as_bytes()))
-        else {
-            let sent = content_type.map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-            return Answer::UnsupportedMediaType(sent);
+        // Kept (a cheap clone of shared bytes) because reading the body consumes the request.
+        let content_type = headers.get(header::CONTENT_TYPE).cloned();
+        let sent = || {
+            content_type
+                .as_ref()
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
         };
+        // Nothing is read for a type `parse_body` would refuse anyway.
+        let content_type_bytes = content_type.as_ref().map(|v| v.as_bytes());
+        if content_type_bytes
+            .and_then(Encoding::from_content_type)
+            .is_none()
+        {
+            return Answer::UnsupportedMediaType(sent());
+        }
         let bytes = match Bytes::from_request(request, &()).await {
             Ok(bytes) => bytes,
             Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
@@ -166,9 +175,10 @@ impl Shared {
             }
             Err(e) => return Answer::Invalid(format!("cannot read the body: {}", e.body_text())),
         };
-        let decoded = match decode_body(encoding, &bytes) {
+        let decoded = match parse_body(content_type_bytes, &bytes) {
             Ok(decoded) => decoded,
-            Err(e) => return Answer::Invalid(e.to_string()),
+            Err(BodyError::UnsupportedMediaType) => return Answer::UnsupportedMediaType(sent()),
+            Err(BodyError::Invalid(e)) => return Answer::Invalid(e.to_string()),
         };
         let reply = match self.enqueue(decoded) {
             Ok(reply) => reply,

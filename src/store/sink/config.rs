@@ -112,13 +112,18 @@ where
     if !throttle.is_active() {
         return Arc::new(inner);
     }
-    let mut t = Throttle::new(inner, throttle.rows_per_sec)
-        .with_latency(Duration::from_millis(throttle.latency_ms));
-    for o in &throttle.outages {
+    Arc::new(throttle_of(inner, throttle))
+}
+
+/// `inner` behind the throttle `config` describes.
+pub(crate) fn throttle_of<S>(inner: S, config: &ThrottleConfig) -> Throttle<S> {
+    let mut t = Throttle::new(inner, config.rows_per_sec)
+        .with_latency(Duration::from_millis(config.latency_ms));
+    for o in &config.outages {
         t = t.with_outage(Outage {
             start: Duration::from_millis(o.start_ms),
             duration: Duration::from_millis(o.duration_ms),
         });
     }
-    Arc::new(t)
+    t
 }

@@ -8,6 +8,7 @@ mod sqlite;
 use std::borrow::Borrow;
 use std::collections::HashMap;
 
+pub(crate) use config::throttle_of;
 pub use config::{OutageConfig, SinkConfig, SinkSetupError, ThrottleConfig, build_sink};
 pub use postgres::PostgresSink;
 pub use sqlite::SqliteSink;
