@@ -303,6 +303,7 @@ async fn drained(w: &World) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_system_survives_node_kills_store_kills_an_outage_garbage_and_skew() {
     let plan = plan();
+    let test_start = Instant::now();
     let mut w = World {
         dir: TempDir::new().unwrap(),
         nodes: NatsServer::cluster(3),
@@ -451,6 +452,7 @@ async fn the_system_survives_node_kills_store_kills_an_outage_garbage_and_skew()
     }
     drained(&w).await;
     let mut poison = 0.0;
+    let mut redelivered = 0.0;
     for (name, s) in std::mem::take(&mut w.stores) {
         let report = s.terminate(RECOVER).await;
         assert_eq!(report["drained"], true, "{report}");
@@ -460,6 +462,7 @@ async fn the_system_survives_node_kills_store_kills_an_outage_garbage_and_skew()
             "{name} pulled nothing: {report}"
         );
         poison += report["poison"].as_f64().unwrap();
+        redelivered += report["redelivered"].as_f64().unwrap_or(0.0);
     }
     assert!(poison >= 50.0, "the garbage rows were dead-lettered");
 
@@ -474,6 +477,15 @@ async fn the_system_survives_node_kills_store_kills_an_outage_garbage_and_skew()
         "row count differs from acknowledged rows"
     );
     assert!(unique == acked, "stored keys differ from acknowledged keys");
+    println!(
+        "chaos: {:.0} s; faults: 1 NATS node kill + restart, 1 store SIGKILL + restart, a {:?} \
+         database outage, 150 garbage messages, 2 skewed-clock events; {} acknowledged rows \
+         checked key by key: 0 missing, 0 duplicates; {poison} garbage messages dead-lettered; \
+         {redelivered} messages handed back for redelivery",
+        test_start.elapsed().as_secs_f64(),
+        plan.outage,
+        acked.len()
+    );
     let _ = client
         .batch_execute(&format!("DROP TABLE IF EXISTS {}", w.table))
         .await;
