@@ -123,6 +123,12 @@ async fn end_to_end(server: &str, rows_per_agent: u64, agents: u64, feedback: bo
         s.agent.name = Some(format!("bench-{run}-{i}"));
         s.agent.max_rows = Some(rows_per_agent);
         s.agent.max_in_flight = 1_024;
+        if let Some(rows) = std::env::var("BATCH_ROWS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
+            s.agent.batch_rows = rows;
+        }
         tasks.push(tokio::spawn(backflow::agent::run(
             s,
             std::future::pending(),
