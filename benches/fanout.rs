@@ -9,22 +9,17 @@
 //! 200). Needs about 4 open files per agent in this process and the server it starts (which
 //! inherits the limit): `ulimit -n 8192` if the bench says so.
 
+#[path = "support/listeners.rs"]
+mod listeners;
 #[path = "../tests/common/nats.rs"]
 #[allow(dead_code, unreachable_pub)]
 mod nats;
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use backflow::bus::Interest;
-use backflow::bus::nats::{NatsConnection, NatsOptions, NatsPublisher, NatsSubscriber};
-use backflow::coordinator::{CoordinatorConfig, NullSink, WriteCoordinator};
-use backflow::event::{BackpressureLevel, CoordinatorId, FeedbackEvent, InstanceId, encode};
-use backflow::feedback::{Fallback, FeedbackHandler, FleetConfig, StepPolicy};
-use backflow::rate::{ProviderConfig, RateCoordinator};
-use futures_util::StreamExt;
+use listeners::{agents, bare_subscribers, collect, connect, quantile, toggling_store};
 use tokio::sync::mpsc;
-use tokio::time::{Instant, sleep, timeout};
+use tokio::time::{Instant, sleep};
 
 const WARMUP: usize = 10;
 
@@ -48,81 +43,11 @@ fn rss_kib() -> u64 {
     proc_field("/proc/self/status", "VmRSS:", 0).unwrap_or(0)
 }
 
-async fn connect(url: &str, name: &str) -> NatsConnection {
-    NatsOptions::for_url(url)
-        .connect(name)
-        .await
-        .expect("nats connects")
-}
-
-/// `n` plain subscriber connections; each reports when a message arrives.
-async fn bare(url: &str, n: usize) -> mpsc::UnboundedReceiver<Instant> {
-    let (tx, rx) = mpsc::unbounded_channel();
-    for i in 0..n {
-        let conn = connect(url, &format!("bare-{i}")).await;
-        let mut sub = conn
-            .client
-            .subscribe("bench.bare")
-            .await
-            .expect("subscribe");
-        conn.client.flush().await.expect("flush");
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            let _keep = conn;
-            while sub.next().await.is_some() {
-                let _ = tx.send(Instant::now());
-            }
-        });
-    }
-    rx
-}
-
-/// `n` agents; each reports when its scale changes.
-async fn agents(url: &str, n: usize) -> mpsc::UnboundedReceiver<Instant> {
-    let (tx, rx) = mpsc::unbounded_channel();
-    for i in 0..n {
-        let conn = connect(url, &format!("agent-{i}")).await;
-        let rate = RateCoordinator::new();
-        rate.register_provider("p", ProviderConfig::new(10, 10.0))
-            .expect("provider");
-        let (sub, _) = NatsSubscriber::start(&conn, Interest::All)
-            .await
-            .expect("subscribe");
-        let fleet = FleetConfig {
-            fallback: Fallback::HoldLast,
-            ..FleetConfig::default()
-        };
-        let handler =
-            FeedbackHandler::new(rate.clone(), ["p"], Box::new(StepPolicy::default()), fleet)
-                .expect("handler");
-        tokio::spawn(handler.run(sub, std::future::pending::<()>()));
-        let mut scale = rate.watch_scale("p").expect("watch");
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            let _keep = (conn, rate);
-            while scale.changed().await.is_ok() {
-                let _ = tx.send(Instant::now());
-            }
-        });
-    }
-    rx
-}
-
 /// Waits for `n` reports and returns the last one's delay after `t0`.
 async fn all_of(rx: &mut mpsc::UnboundedReceiver<Instant>, n: usize, t0: Instant) -> Duration {
-    let mut last = Duration::ZERO;
-    for _ in 0..n {
-        match timeout(Duration::from_secs(10), rx.recv()).await {
-            Ok(Some(t)) => last = last.max(t.saturating_duration_since(t0)),
-            _ => panic!("a receiver missed a message"),
-        }
-    }
-    last
-}
-
-fn quantile(sorted: &[Duration], q: f64) -> Duration {
-    let i = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1;
-    sorted[i]
+    let mut delays = Vec::with_capacity(n);
+    collect(rx, n, t0, &mut delays).await;
+    delays.into_iter().max().unwrap_or_default()
 }
 
 fn ms(d: Duration) -> String {
@@ -131,33 +56,11 @@ fn ms(d: Duration) -> String {
 
 async fn run(url: &str, n: usize, rounds: usize) {
     let before = rss_kib();
-    let mut bare_rx = bare(url, n).await;
+    let mut bare_rx = bare_subscribers(url, n).await;
     let after_bare = rss_kib();
     let mut agent_rx = agents(url, n).await;
     let after_agents = rss_kib();
-    let store_conn = connect(url, "store").await;
-    let store: WriteCoordinator<u64> = WriteCoordinator::builder(
-        CoordinatorConfig {
-            capacity: 100,
-            heartbeat_interval_ms: 0,
-            instance_id: Some(InstanceId::new("fanout-store").expect("id")),
-            ..CoordinatorConfig::default()
-        },
-        Arc::new(NullSink),
-    )
-    .publisher(Arc::new(NatsPublisher::new(&store_conn)))
-    .start()
-    .expect("store");
-    let payload = encode(&FeedbackEvent::new(
-        CoordinatorId::default(),
-        InstanceId::new("fanout-store").expect("id"),
-        1,
-        1,
-        1,
-        BackpressureLevel::Hard,
-        90,
-        100,
-    ));
+    let (store, payload) = toggling_store(url, "fanout-store").await;
     let publisher = connect(url, "bare-publisher").await.client;
     sleep(Duration::from_secs(1)).await; // subscriptions settle; agents read last values
     while agent_rx.try_recv().is_ok() {}

@@ -5,103 +5,18 @@
 //!
 //! `cargo bench --bench feedback_latency` (ROUNDS=<n> to change the number of rounds).
 
+#[path = "support/listeners.rs"]
+mod listeners;
 #[path = "../tests/common/nats.rs"]
 #[allow(dead_code, unreachable_pub)]
 mod nats;
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use backflow::bus::Interest;
-use backflow::bus::nats::{NatsConnection, NatsOptions, NatsPublisher, NatsSubscriber};
-use backflow::coordinator::{CoordinatorConfig, NullSink, WriteCoordinator};
-use backflow::event::{BackpressureLevel, CoordinatorId, FeedbackEvent, InstanceId, encode};
-use backflow::feedback::{Fallback, FeedbackHandler, FleetConfig, StepPolicy};
-use backflow::rate::{ProviderConfig, RateCoordinator};
-use futures_util::StreamExt;
-use tokio::sync::mpsc;
-use tokio::time::{Instant, sleep, timeout};
+use listeners::{agents, bare_subscribers, collect, connect, quantile, toggling_store};
+use tokio::time::{Instant, sleep};
 
 const WARMUP: usize = 50;
-
-async fn connect(url: &str, name: &str) -> NatsConnection {
-    NatsOptions::for_url(url)
-        .connect(name)
-        .await
-        .expect("nats connects")
-}
-
-/// N bare subscribers on their own connections, each reporting when a message arrives.
-async fn bare_subscribers(url: &str, n: usize) -> mpsc::UnboundedReceiver<Instant> {
-    let (tx, rx) = mpsc::unbounded_channel();
-    for i in 0..n {
-        let conn = connect(url, &format!("bare-{i}")).await;
-        let mut sub = conn
-            .client
-            .subscribe("bench.bare")
-            .await
-            .expect("subscribe");
-        conn.client.flush().await.expect("flush");
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            let _keep = conn;
-            while sub.next().await.is_some() {
-                let _ = tx.send(Instant::now());
-            }
-        });
-    }
-    rx
-}
-
-/// N agents on their own connections, each reporting when its scale changes.
-async fn agents(url: &str, n: usize) -> mpsc::UnboundedReceiver<Instant> {
-    let (tx, rx) = mpsc::unbounded_channel();
-    for i in 0..n {
-        let conn = connect(url, &format!("agent-{i}")).await;
-        let rate = RateCoordinator::new();
-        rate.register_provider("p", ProviderConfig::new(10, 10.0))
-            .expect("provider");
-        let (sub, _) = NatsSubscriber::start(&conn, Interest::All)
-            .await
-            .expect("subscribe");
-        let fleet = FleetConfig {
-            fallback: Fallback::HoldLast,
-            ..FleetConfig::default()
-        };
-        let handler =
-            FeedbackHandler::new(rate.clone(), ["p"], Box::new(StepPolicy::default()), fleet)
-                .expect("handler");
-        tokio::spawn(handler.run(sub, std::future::pending::<()>()));
-        let mut scale = rate.watch_scale("p").expect("watch");
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            let _keep = (conn, rate);
-            while scale.changed().await.is_ok() {
-                let _ = tx.send(Instant::now());
-            }
-        });
-    }
-    rx
-}
-
-async fn collect(
-    rx: &mut mpsc::UnboundedReceiver<Instant>,
-    n: usize,
-    t0: Instant,
-    out: &mut Vec<Duration>,
-) {
-    for _ in 0..n {
-        match timeout(Duration::from_secs(5), rx.recv()).await {
-            Ok(Some(t)) => out.push(t.saturating_duration_since(t0)),
-            _ => panic!("a receiver missed a message"),
-        }
-    }
-}
-
-fn quantile(sorted: &[Duration], q: f64) -> Duration {
-    let i = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1;
-    sorted[i]
-}
 
 fn ms(d: Duration) -> String {
     format!("{:.3}", d.as_secs_f64() * 1_000.0)
@@ -110,29 +25,7 @@ fn ms(d: Duration) -> String {
 async fn measure(url: &str, n: usize, rounds: usize) {
     let mut bare_rx = bare_subscribers(url, n).await;
     let mut agent_rx = agents(url, n).await;
-    let store_conn = connect(url, "store").await;
-    let store: WriteCoordinator<u64> = WriteCoordinator::builder(
-        CoordinatorConfig {
-            capacity: 100,
-            heartbeat_interval_ms: 0,
-            instance_id: Some(InstanceId::new("bench-store").expect("id")),
-            ..CoordinatorConfig::default()
-        },
-        Arc::new(NullSink),
-    )
-    .publisher(Arc::new(NatsPublisher::new(&store_conn)))
-    .start()
-    .expect("store");
-    let payload = encode(&FeedbackEvent::new(
-        CoordinatorId::default(),
-        InstanceId::new("bench-store").expect("id"),
-        1,
-        1,
-        1,
-        BackpressureLevel::Hard,
-        90,
-        100,
-    ));
+    let (store, payload) = toggling_store(url, "bench-store").await;
     let bare_client = connect(url, "bare-publisher").await.client;
     sleep(Duration::from_millis(500)).await; // subscriptions settle; agents read last values
     let (mut bare, mut fed, mut all_bare, mut all_fed) = (vec![], vec![], vec![], vec![]);
