@@ -16,7 +16,7 @@ use backflow::bus::nats::NatsOptions;
 use backflow::event::{BackpressureLevel, encode};
 use backflow::store::sink::PostgresSink;
 use common::nats::NatsServer;
-use common::system::{Proc, acked_keys, http_get, sample};
+use common::system::{Proc, assert_stored_exactly_acked, http_get, sample};
 use common::{event, within};
 use tempfile::TempDir;
 use tokio::time::{Instant, sleep};
@@ -467,16 +467,7 @@ async fn the_system_survives_node_kills_store_kills_an_outage_garbage_and_skew()
     assert!(poison >= 50.0, "the garbage rows were dead-lettered");
 
     // Exactly the acknowledged rows, each once.
-    let (acked, _) = acked_keys(&logs);
-    let stored = check.keys().await.unwrap();
-    let unique: std::collections::BTreeSet<_> = stored.iter().cloned().collect();
-    assert_eq!(unique.len(), stored.len(), "duplicates in the database");
-    assert_eq!(
-        stored.len(),
-        acked.len(),
-        "row count differs from acknowledged rows"
-    );
-    assert!(unique == acked, "stored keys differ from acknowledged keys");
+    let rows = assert_stored_exactly_acked(&check.keys().await.unwrap(), &logs);
     println!(
         "chaos: {:.0} s; faults: 1 NATS node kill + restart, 1 store SIGKILL + restart, a {:?} \
          database outage, 150 garbage messages, 2 skewed-clock events; {} acknowledged rows \
@@ -484,7 +475,7 @@ async fn the_system_survives_node_kills_store_kills_an_outage_garbage_and_skew()
          {redelivered} messages handed back for redelivery",
         test_start.elapsed().as_secs_f64(),
         plan.outage,
-        acked.len()
+        rows
     );
     let _ = client
         .batch_execute(&format!("DROP TABLE IF EXISTS {}", w.table))

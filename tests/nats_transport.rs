@@ -15,6 +15,7 @@ use backflow::coordinator::{CoordinatorConfig, MemorySink, WriteCoordinator};
 use backflow::event::{BackpressureLevel, InstanceId, encode};
 use common::agent::{Agent, agent_on};
 use common::nats::NatsServer;
+use common::probe::Probe;
 use common::{event, within};
 use tokio::time::sleep;
 
@@ -232,39 +233,18 @@ async fn connect_as(server: &NatsServer, user: &str) -> NatsConnection {
 
 /// Publishes a HARD event on `subject` as `user` and returns the server's error.
 async fn violation_of(server: &NatsServer, user: &str, subject: &'static str) -> String {
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let client =
-        async_nats::ConnectOptions::with_user_and_password(user.into(), format!("{user}-secret"))
-            .event_callback(move |e| {
-                let tx = tx.clone();
-                async move {
-                    if let async_nats::Event::ServerError(err) = e {
-                        let _ = tx.send(err.to_string());
-                    }
-                }
-            })
-            .connect(server.url())
-            .await
-            .unwrap();
-    client
-        .publish(
-            subject,
-            encode(&event(
-                "default",
-                "forged",
-                1,
-                BackpressureLevel::Hard,
-                99,
-                100,
-            ))
-            .into(),
-        )
+    let forged = encode(&event(
+        "default",
+        "forged",
+        1,
+        BackpressureLevel::Hard,
+        99,
+        100,
+    ));
+    Probe::connect(server, user)
         .await
-        .unwrap();
-    client.flush().await.unwrap();
-    within(WAIT, "the server's permissions error", rx.recv())
+        .refused(subject, forged)
         .await
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

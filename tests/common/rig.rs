@@ -1,7 +1,6 @@
 //! The rig of the end-to-end tests: settings files for the real binaries, the databases they
 //! write to, and the checks that the database holds exactly the acknowledged rows.
 
-use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -11,7 +10,7 @@ use backflow::store::sink::{PostgresSink, SqliteSink};
 use tempfile::TempDir;
 
 use super::nats::NatsServer;
-use super::system::{Proc, acked_keys, wait_until};
+use super::system::{Proc, http_get};
 use super::tls::TlsFiles;
 
 pub const STORE: &str = env!("CARGO_BIN_EXE_backflow-store");
@@ -258,41 +257,16 @@ pub fn num(v: &serde_json::Value, path: &[&str]) -> f64 {
         .unwrap_or_else(|| panic!("{path:?} missing in {v}"))
 }
 
-/// Scrapes the `/metrics` endpoint a process logged (`metrics=<addr>`).
+/// Scrapes the `/metrics` endpoint a process serves.
 pub async fn scrape_metrics(p: &Proc) -> String {
-    let mut addr = String::new();
-    wait_until(LONG, "the metrics address in the log", || {
-        addr = p
-            .log()
-            .split("metrics=")
-            .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
-            .unwrap_or_default()
-            .to_owned();
-        !addr.is_empty()
-    })
-    .await;
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::get(format!("http://{addr}/metrics"))
+    http_get(&p.metrics_addr().await, "/metrics")
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+        .unwrap_or_else(|| panic!("{}: /metrics did not answer", p.name))
 }
 
 /// Database keys equal the acknowledged keys, each once.
 pub async fn assert_exactly_acked(db: &Db, logs: &[PathBuf]) {
-    let (acked, _) = acked_keys(logs);
-    let stored = db.keys().await;
-    let unique: BTreeSet<BarKey> = stored.iter().cloned().collect();
-    assert_eq!(unique.len(), stored.len(), "duplicate keys in the database");
-    assert_eq!(
-        stored.len(),
-        acked.len(),
-        "row count differs from acknowledged rows"
-    );
-    assert!(unique == acked, "stored keys differ from acknowledged keys");
+    super::system::assert_stored_exactly_acked(&db.keys().await, logs);
 }
 
 pub fn pg_table() -> String {

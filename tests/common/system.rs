@@ -206,3 +206,18 @@ pub fn sample(scrape: &str, series: &str) -> Option<f64> {
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
 }
+
+/// `stored` (the database's keys) equals the acknowledged keys in `logs`, each once; returns
+/// how many rows that is.
+pub fn assert_stored_exactly_acked(stored: &[BarKey], logs: &[PathBuf]) -> usize {
+    let (acked, _) = acked_keys(logs);
+    let unique: BTreeSet<BarKey> = stored.iter().cloned().collect();
+    assert_eq!(unique.len(), stored.len(), "duplicate keys in the database");
+    assert_eq!(
+        stored.len(),
+        acked.len(),
+        "row count differs from acknowledged rows"
+    );
+    assert!(unique == acked, "stored keys differ from acknowledged keys");
+    acked.len()
+}
