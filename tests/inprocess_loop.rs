@@ -10,8 +10,8 @@ use backflow::coordinator::{
     CoordinatorConfig, NullSink, OverflowStrategy, Throttle, WriteCoordinator,
 };
 use backflow::event::BackpressureLevel::Soft;
-use backflow::feedback::{FeedbackHandler, FleetConfig, StepPolicy};
-use backflow::rate::{ProviderConfig, RateCoordinator};
+use backflow::feedback::FeedbackHandler;
+use backflow::rate::RateCoordinator;
 use backflow::settings::Settings;
 use common::{event, within};
 use tokio::time::sleep;
@@ -29,17 +29,8 @@ async fn wait_for_scale(rate: &RateCoordinator, provider: &str, scale: f64) {
 /// The seed's integration test: a SOFT event on the bus halves the provider's rate.
 #[tokio::test(start_paused = true)]
 async fn feedback_inprocess_flow() {
-    let rate = RateCoordinator::new();
-    rate.register_provider("ibkr", ProviderConfig::new(100, 100.0))
-        .unwrap();
+    let (rate, handler) = common::step_agent("ibkr", 100);
     let bus = MemoryBus::default();
-    let handler = FeedbackHandler::new(
-        rate.clone(),
-        ["ibkr"],
-        Box::new(StepPolicy::default()),
-        FleetConfig::default(),
-    )
-    .unwrap();
     let stop = CancellationToken::new();
     let task =
         tokio::spawn(handler.run(bus.subscribe(Interest::All), stop.clone().cancelled_owned()));
@@ -76,16 +67,7 @@ async fn every_agent_applies_each_level_change() {
     let stop = CancellationToken::new();
     let agents: Vec<RateCoordinator> = (0..20)
         .map(|_| {
-            let rate = RateCoordinator::new();
-            rate.register_provider("p", ProviderConfig::new(10, 10.0))
-                .unwrap();
-            let handler = FeedbackHandler::new(
-                rate.clone(),
-                ["p"],
-                Box::new(StepPolicy::default()),
-                FleetConfig::default(),
-            )
-            .unwrap();
+            let (rate, handler) = common::step_agent("p", 10);
             tokio::spawn(handler.run(bus.subscribe(Interest::All), stop.clone().cancelled_owned()));
             rate
         })

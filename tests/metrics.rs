@@ -221,16 +221,7 @@ async fn everything() -> (Metrics, CancellationToken) {
     let (coordinator, _sink) = store(store_config(100));
     metrics.register_store(&coordinator).unwrap();
 
-    let rate = RateCoordinator::new();
-    rate.register_provider("ibkr", ProviderConfig::new(100, 100.0))
-        .unwrap();
-    let handler = FeedbackHandler::new(
-        rate.clone(),
-        ["ibkr"],
-        Box::new(StepPolicy::default()),
-        FleetConfig::default(),
-    )
-    .unwrap();
+    let (rate, handler) = common::step_agent("ibkr", 100);
     metrics
         .register_agent(
             &rate,

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use backflow::bus::Interest;
 use backflow::bus::nats::{NatsConnection, NatsSubscriber, SubscriberStats};
-use backflow::feedback::{FeedbackHandler, FleetConfig, HandlerStats, StepPolicy};
-use backflow::rate::{ProviderConfig, RateCoordinator};
+use backflow::feedback::HandlerStats;
+use backflow::rate::RateCoordinator;
 use tokio_util::sync::CancellationToken;
 
 pub struct Agent {
@@ -17,17 +17,8 @@ pub struct Agent {
 }
 
 pub async fn agent_on(conn: &NatsConnection) -> Agent {
-    let rate = RateCoordinator::new();
-    rate.register_provider("p", ProviderConfig::new(10, 10.0))
-        .unwrap();
+    let (rate, handler) = super::step_agent("p", 10);
     let (sub, stats) = NatsSubscriber::start(conn, Interest::All).await.unwrap();
-    let handler = FeedbackHandler::new(
-        rate.clone(),
-        ["p"],
-        Box::new(StepPolicy::default()),
-        FleetConfig::default(),
-    )
-    .unwrap();
     let handler_stats = handler.stats();
     let stop = CancellationToken::new();
     tokio::spawn(handler.run(sub, stop.clone().cancelled_owned()));

@@ -37,6 +37,31 @@ pub fn event(
     )
 }
 
+/// A rate coordinator with one provider (burst and refill of `per_sec`) and a handler with
+/// the step policy and default fleet settings that scales it: an agent minus its transport.
+pub fn step_agent(
+    provider: &str,
+    per_sec: u32,
+) -> (
+    backflow::rate::RateCoordinator,
+    backflow::feedback::FeedbackHandler,
+) {
+    let rate = backflow::rate::RateCoordinator::new();
+    rate.register_provider(
+        provider,
+        backflow::rate::ProviderConfig::new(per_sec, f64::from(per_sec)),
+    )
+    .unwrap();
+    let handler = backflow::feedback::FeedbackHandler::new(
+        rate.clone(),
+        [provider],
+        Box::new(backflow::feedback::StepPolicy::default()),
+        backflow::feedback::FleetConfig::default(),
+    )
+    .unwrap();
+    (rate, handler)
+}
+
 /// A sink the test steers: it records what it commits, can be held shut, and can be told
 /// how the next calls end.
 pub mod sink {
