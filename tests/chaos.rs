@@ -353,12 +353,15 @@ async fn the_system_survives_node_kills_store_kills_an_outage_garbage_and_skew()
     let outage_end = Instant::now() + plan.outage;
     within(
         plan.outage,
-        "every agent to go HARD during the outage",
+        "every agent to come under pressure (SOFT or HARD) during the outage",
         async {
+            // Not necessarily HARD: the default policy slows the agents as the queue grows,
+            // so with writes blocked the queue creeps towards the high watermark and may
+            // reach it only after the short schedule's 8 s.
             'retry: loop {
                 sleep(Duration::from_millis(200)).await;
                 for (a, _, _) in &w.agents {
-                    if agent_view(a).await.map(|v| v.0) != Some(2.0) {
+                    if agent_view(a).await.is_none_or(|v| v.0 < 1.0) {
                         continue 'retry;
                     }
                 }
