@@ -104,7 +104,7 @@ async fn end_to_end(server: &str, rows_per_agent: u64, agents: u64, feedback: bo
     };
     let stop_store = CancellationToken::new();
     let store_task = tokio::spawn(backflow::store::run(
-        store,
+        store.store_setup(),
         stop_store.clone().cancelled_owned(),
     ));
     let check = PostgresSink::connect(&url(), &table)
@@ -130,7 +130,7 @@ async fn end_to_end(server: &str, rows_per_agent: u64, agents: u64, feedback: bo
             s.agent.batch_rows = rows;
         }
         tasks.push(tokio::spawn(backflow::agent::run(
-            s,
+            s.agent_setup(),
             std::future::pending(),
         )));
     }
@@ -188,7 +188,7 @@ async fn agents_only(server: &str, rows_per_agent: u64, agents: u64) -> f64 {
         s.agent.name = Some(format!("only-{}-{i}", fastrand::u32(..)));
         s.agent.max_rows = Some(rows_per_agent);
         tasks.push(tokio::spawn(backflow::agent::run(
-            s,
+            s.agent_setup(),
             std::future::pending(),
         )));
     }

@@ -3,24 +3,24 @@
 //! autoscaling.
 //!
 //! # Layout
-//! - [`event`]: the [`FeedbackEvent`](event::FeedbackEvent), its levels, ids and wire codec.
-//! - [`coordinator`]: the store side, [`WriteCoordinator`](coordinator::WriteCoordinator): a
-//!   bounded queue with watermarks in front of batching sink workers.
-//! - [`rate`]: the agent side's limits, [`RateCoordinator`](rate::RateCoordinator): per-provider
-//!   `governor` buckets whose rate follows a budget scale.
-//! - [`feedback`]: [`FeedbackHandler`](feedback::FeedbackHandler) and the policies that turn
-//!   the fleet's events into scales.
-//! - [`bus`]: the transport trait and the in-process bus.
-//! - [`metrics`]: Prometheus metrics through opentelemetry.
-//! - [`bridge`]: the metrics bridge's fleet view.
-//! - [`settings`]: YAML configuration with environment overrides.
-//! - [`market`]: bars and the sources agents produce them from (synthetic, CSV).
-//! - [`store`]: the store node: JetStream consumer → write coordinator → database, with acks.
-//! - [`agent`]: the pipeline agent: sources → rate limits → JetStream, obeying feedback.
-//! - [`demo`]: the embedded one-process demo.
-//! - [`sim`]: the closed-loop scenario simulator that compares policies under paused time.
-//! - [`process`]: logging and shutdown signals for the binaries.
-//! - [`breaker`], [`clock`], [`histogram`]: small shared parts.
+//! Two wings over one protocol, from the ground up:
+//! - [`event`]: the [`FeedbackEvent`](event::FeedbackEvent), its levels, ids and wire codec;
+//!   beside it the small shared parts [`clock`], [`histogram`], [`breaker`], [`market`] (the
+//!   rows), [`invalid`] (one shape for a bad setting), [`error`] and [`telemetry`] (the
+//!   vocabulary components report metrics in).
+//! - [`fleet`]: every coordinator instance's latest state — ordering, expiry, merging — for
+//!   agents, transports and the bridge alike.
+//! - [`bus`]: the transport traits and their in-process, NATS and HTTP implementations.
+//! - The store wing: [`coordinator`], the [`WriteCoordinator`](coordinator::WriteCoordinator)
+//!   (a bounded queue with watermarks in front of batching sink workers), and [`store`], the
+//!   store node (JetStream consumer → write coordinator → database, with acks).
+//! - The agent wing: [`rate`], the [`RateCoordinator`](rate::RateCoordinator) (per-provider
+//!   `governor` buckets whose rate follows a budget scale), [`feedback`] (policies and the
+//!   [`FeedbackHandler`](feedback::FeedbackHandler)), and [`agent`], the pipeline agent.
+//! - Above them: [`metrics`] (the Prometheus exporter, which knows no component),
+//!   [`bridge`] (the fleet view served to Prometheus and KEDA), [`settings`] (the YAML file
+//!   and environment assembled into each component's section), [`demo`] and [`sim`] (the
+//!   closed-loop simulator), [`process`] (logging and signals for the binaries).
 //! - `fuzzing` (hidden): the property checks the fuzz targets and the corpus replay share.
 
 #![forbid(unsafe_code)]
@@ -33,11 +33,14 @@ pub mod bus;
 pub mod clock;
 pub mod coordinator;
 pub mod demo;
+pub mod error;
 pub mod event;
 pub mod feedback;
+pub mod fleet;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod histogram;
+pub mod invalid;
 pub mod market;
 pub mod metrics;
 pub mod process;
@@ -45,3 +48,4 @@ pub mod rate;
 pub mod settings;
 pub mod sim;
 pub mod store;
+pub mod telemetry;

@@ -15,8 +15,15 @@ pub fn init_tracing(default: &str) {
         .try_init();
 }
 
+/// The future [`shutdown_signal`] returns.
+pub type Shutdown = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
 /// Completes on SIGTERM (Kubernetes stopping the pod) or SIGINT (Ctrl-C).
-pub async fn shutdown_signal() {
+pub fn shutdown_signal() -> Shutdown {
+    Box::pin(wait_for_signal())
+}
+
+async fn wait_for_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

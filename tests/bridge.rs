@@ -5,12 +5,12 @@ mod common;
 
 use std::time::Duration;
 
-use backflow::bridge::{Bridge, BridgeConfig};
+use backflow::bridge::{Bridge, BridgeConfig, BridgeSetup};
 use backflow::bus::FeedbackPublisher;
 use backflow::bus::nats::{NatsConnection, NatsOptions, NatsPublisher, ensure_state_stream};
 use backflow::event::{BackpressureLevel, CoordinatorId, FeedbackEvent};
+use backflow::fleet::FleetConfig;
 use backflow::metrics::MetricsConfig;
-use backflow::settings::Settings;
 use backflow::store::{StoreConfig, WriteStreamConfig, ensure_write_consumer, ensure_write_stream};
 use common::nats::NatsServer;
 use common::prometheus::{Exposition, client};
@@ -21,14 +21,13 @@ use tokio::time::sleep;
 
 const WAIT: Duration = Duration::from_secs(10);
 
-fn settings(server: &NatsServer, bridge: BridgeConfig) -> Settings {
-    Settings {
+fn settings(server: &NatsServer, bridge: BridgeConfig) -> BridgeSetup {
+    BridgeSetup {
         nats: NatsOptions::for_url(server.url()),
         metrics: MetricsConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
         },
         bridge,
-        ..Settings::default()
     }
 }
 
@@ -227,8 +226,11 @@ async fn silent_instances_are_reported_then_expire_and_leaving_ones_go_at_once()
     let bridge = Bridge::start(&settings(
         &server,
         BridgeConfig {
-            missed_heartbeats: 2,
-            expire_after_ms: 800,
+            fleet: FleetConfig {
+                missed_heartbeats: 2,
+                forget_after_ms: 800,
+                ..FleetConfig::bridge()
+            },
             ..fast()
         },
     ))

@@ -7,9 +7,8 @@ use std::time::Duration;
 
 use backflow::clock::WallClock;
 use backflow::event::BackpressureLevel::{self, Hard, Ok as Fine, Soft};
-use backflow::feedback::{
-    Decision, Fallback, FeedbackHandler, FleetConfig, Observed, Policy, Signal, StepPolicy,
-};
+use backflow::feedback::{Decision, FeedbackHandler, Policy, StepPolicy};
+use backflow::fleet::{Fallback, FleetConfig, Observed, Signal};
 use backflow::rate::{ProviderConfig, RateCoordinator, RateError};
 use common::event;
 use tokio::time::{Instant, sleep};

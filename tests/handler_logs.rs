@@ -8,7 +8,8 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use backflow::event::BackpressureLevel::Soft;
-use backflow::feedback::{FeedbackHandler, FleetConfig, StepPolicy};
+use backflow::feedback::{FeedbackHandler, StepPolicy};
+use backflow::fleet::FleetConfig;
 use backflow::rate::{ProviderConfig, RateCoordinator};
 use common::event;
 

@@ -17,7 +17,8 @@ use backflow::clock::WallClock;
 use backflow::coordinator::{CoordinatorConfig, WriteCoordinator};
 use backflow::event::BackpressureLevel::{Hard, Ok as Fine, Soft};
 use backflow::event::{encode, encode_json};
-use backflow::feedback::{FeedbackHandler, FleetConfig, HandlerStats, StepPolicy};
+use backflow::feedback::{FeedbackHandler, HandlerStats, StepPolicy};
+use backflow::fleet::FleetConfig;
 use backflow::rate::{ProviderConfig, RateCoordinator};
 use common::{event, within};
 use serde_json::{Value, json};
@@ -581,16 +582,21 @@ async fn publisher_errors_name_the_url_and_status() {
     let err = within(WAIT, "publish", wrong.publish(&e))
         .await
         .unwrap_err();
-    assert!(err.0.contains(&a.url), "{err}");
-    assert!(err.0.contains("401"), "{err}");
-    assert!(err.0.contains("missing or invalid bearer token"), "{err}");
+    assert!(err.source.to_string().contains(&a.url), "{err}");
+    assert!(err.source.to_string().contains("401"), "{err}");
+    assert!(
+        err.source
+            .to_string()
+            .contains("missing or invalid bearer token"),
+        "{err}"
+    );
     assert_eq!(a.state(), (1.0, 0));
 
     // One receiver up, one down: the live one gets the event, the error names the other.
     let both = publisher(vec![closed.clone(), a.url.clone()], Some(TOKEN));
     let err = within(WAIT, "publish", both.publish(&e)).await.unwrap_err();
-    assert!(err.0.contains(&closed), "{err}");
-    assert!(!err.0.contains(&a.url), "{err}");
+    assert!(err.source.to_string().contains(&closed), "{err}");
+    assert!(!err.source.to_string().contains(&a.url), "{err}");
     assert_eq!(a.state(), (0.5, 1));
 
     // A receiver that already has the event answers 409: delivered, not an error.
@@ -616,7 +622,10 @@ async fn publisher_gives_up_on_a_silent_receiver_after_its_timeout() {
     let err = within(WAIT, "publish", publisher.publish(&e))
         .await
         .unwrap_err();
-    assert_eq!(err.0, format!("POST {url}: timed out after 200ms"));
+    assert_eq!(
+        err.source.to_string(),
+        format!("POST {url}: timed out after 200ms")
+    );
 }
 
 #[tokio::test]

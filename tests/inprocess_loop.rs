@@ -110,14 +110,14 @@ async fn disabling_feedback_in_settings_runs_at_base_rates() {
         .start()
         .unwrap();
         let stop = CancellationToken::new();
-        if settings.feedback.enable_feedback {
-            let handler = FeedbackHandler::new(
-                rate.clone(),
-                settings.feedback.providers(&rate),
-                settings.feedback.build_policy(1),
-                settings.feedback.fleet.clone(),
-            )
-            .unwrap();
+        let handler = FeedbackHandler::from_config(
+            rate.clone(),
+            settings.feedback.providers(&rate),
+            &settings.feedback,
+            1,
+        )
+        .unwrap();
+        if let Some(handler) = handler {
             tokio::spawn(handler.run(bus.subscribe(Interest::All), stop.clone().cancelled_owned()));
         }
         let producer = tokio::spawn({

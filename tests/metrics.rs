@@ -3,23 +3,22 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use backflow::bridge::{BridgeConfig, BridgeStats, FleetState};
+use backflow::bridge::{BridgeProbe, BridgeStats, FleetState};
 use backflow::bus::http::HttpReceiverStats;
 use backflow::bus::nats::SubscriberStats;
-use backflow::bus::{FeedbackPublisher, Interest, MemoryBus};
+use backflow::bus::{Counted, FeedbackPublisher, FeedbackSubscription, Interest, MemoryBus};
 use backflow::clock::WallClock;
 use backflow::coordinator::{CoordinatorConfig, OverflowStrategy, WriteCoordinator};
 use backflow::event::{BackpressureLevel, CoordinatorId};
-use backflow::feedback::{FeedbackHandler, FleetConfig, StepPolicy};
-use backflow::metrics::{
-    CATALOG, CONTENT_TYPE, FeedbackTransport, MetricKind, Metrics, MetricsConfig, MetricsError,
-    ReadyFlag, serve,
-};
-use backflow::rate::{ProviderConfig, RateCoordinator};
+use backflow::feedback::{FeedbackHandler, StepPolicy};
+use backflow::fleet::FleetConfig;
+use backflow::metrics::{CONTENT_TYPE, Metrics, MetricsConfig, MetricsError, ReadyFlag, serve};
+use backflow::rate::{ProviderConfig, RateCoordinator, RateError};
+use backflow::telemetry::{CATALOG, MetricKind};
 use common::prometheus::{Exposition, client};
 use common::sink::TestSink;
 use common::{event, within};
@@ -215,26 +214,42 @@ fn family_of<'a>(e: &Exposition, name: &'a str) -> &'a str {
     name
 }
 
+/// Exports an agent's provider `ibkr`, its handler and its NATS subscriber.
+fn register_agent(
+    metrics: &Metrics,
+    rate: &RateCoordinator,
+    handler: &FeedbackHandler,
+    subscriber: Arc<SubscriberStats>,
+) {
+    metrics
+        .register(rate.probe(&["ibkr".to_owned()]).unwrap())
+        .unwrap();
+    metrics.register(handler.stats()).unwrap();
+    metrics.register(subscriber).unwrap();
+}
+
+/// `subscription`, its events counted in `metrics`.
+fn counted<S: FeedbackSubscription>(metrics: &Metrics, subscription: S) -> Counted<S> {
+    let counted = Counted::new(subscription);
+    metrics.register(counted.counts()).unwrap();
+    counted
+}
+
 /// A registry with one of everything registered.
 async fn everything() -> (Metrics, CancellationToken) {
     let metrics = Metrics::new().unwrap();
     let (coordinator, _sink) = store(store_config(100));
-    metrics.register_store(&coordinator).unwrap();
+    metrics.register(coordinator.clone()).unwrap();
 
     let (rate, handler) = common::step_agent("ibkr", 100);
+    register_agent(&metrics, &rate, &handler, Arc::<SubscriberStats>::default());
     metrics
-        .register_agent(
-            &rate,
-            &["ibkr".to_owned()],
-            handler.stats(),
-            Some(FeedbackTransport::Nats(Arc::default())),
-        )
+        .register(Arc::<HttpReceiverStats>::default())
         .unwrap();
-    metrics.register_transport(FeedbackTransport::Http(Arc::default()));
     let bus = MemoryBus::new(16);
     let stop = CancellationToken::new();
     tokio::spawn(handler.run(
-        metrics.count_feedback(bus.subscribe(Interest::All)),
+        counted(&metrics, bus.subscribe(Interest::All)),
         stop.clone().cancelled_owned(),
     ));
     bus.publish(&event(
@@ -248,14 +263,17 @@ async fn everything() -> (Metrics, CancellationToken) {
     .await
     .unwrap();
 
-    let mut fleet = FleetState::new(&BridgeConfig::default(), WallClock::new());
+    let mut fleet = FleetState::new(FleetConfig::bridge(), WallClock::new());
     fleet.observe(
         event("default", "pod-1", 1, BackpressureLevel::Hard, 90, 100),
         Instant::now(),
     );
     fleet.set_consumer_lag(&CoordinatorId::default(), Some(7));
     metrics
-        .register_bridge(Arc::new(BridgeStats::default()), move || fleet.views())
+        .register(BridgeProbe::new(
+            Arc::new(Mutex::new(fleet)),
+            Arc::new(BridgeStats::default()),
+        ))
         .unwrap();
     within(WAIT, "the event counted", async {
         while scrape(&metrics)
@@ -335,7 +353,7 @@ async fn store_metrics_follow_the_coordinator() {
         batch_size: 1,
         ..store_config(10)
     });
-    metrics.register_store(&coordinator).unwrap();
+    metrics.register(coordinator.clone()).unwrap();
     let id = [("coordinator_id", "default")];
 
     let e = scrape(&metrics);
@@ -438,19 +456,12 @@ async fn agent_metrics_follow_rates_and_feedback() {
     .unwrap();
     let subscriber = Arc::new(SubscriberStats::default());
     let http = Arc::new(HttpReceiverStats::default());
-    metrics
-        .register_agent(
-            &rate,
-            &["ibkr".to_owned()],
-            handler.stats(),
-            Some(FeedbackTransport::Nats(subscriber.clone())),
-        )
-        .unwrap();
-    metrics.register_transport(FeedbackTransport::Http(http.clone()));
+    register_agent(&metrics, &rate, &handler, subscriber.clone());
+    metrics.register(http.clone()).unwrap();
     let bus = MemoryBus::new(16);
     let stop = CancellationToken::new();
     tokio::spawn(handler.run(
-        metrics.count_feedback(bus.subscribe(Interest::All)),
+        counted(&metrics, bus.subscribe(Interest::All)),
         stop.clone().cancelled_owned(),
     ));
     let p = [("provider", "ibkr")];
@@ -540,7 +551,7 @@ async fn agent_metrics_follow_rates_and_feedback() {
 async fn router_serves_metrics_health_and_readiness() {
     let metrics = Metrics::new().unwrap();
     let (coordinator, _sink) = store(store_config(100));
-    metrics.register_store(&coordinator).unwrap();
+    metrics.register(coordinator.clone()).unwrap();
     let ready = ReadyFlag::new();
     let stop = CancellationToken::new();
     let config = MetricsConfig {
@@ -581,10 +592,10 @@ async fn router_serves_metrics_health_and_readiness() {
 async fn registering_the_same_thing_twice_is_refused() {
     let metrics = Metrics::new().unwrap();
     let (coordinator, _sink) = store(store_config(100));
-    metrics.register_store(&coordinator).unwrap();
+    metrics.register(coordinator.clone()).unwrap();
     let (twin, _sink) = store(store_config(100));
     assert!(matches!(
-        metrics.register_store(&twin),
+        metrics.register(twin.clone()),
         Err(MetricsError::AlreadyRegistered(_))
     ));
 
@@ -592,16 +603,27 @@ async fn registering_the_same_thing_twice_is_refused() {
     rate.register_provider("ibkr", ProviderConfig::new(10, 10.0))
         .unwrap();
     assert!(matches!(
-        metrics.register_rate(&rate, &["polygon".to_owned()]),
-        Err(MetricsError::UnknownProvider(p)) if p == "polygon"
+        rate.probe(&["polygon".to_owned()]),
+        Err(RateError::UnknownProvider(p)) if p == "polygon"
     ));
-    metrics.register_rate(&rate, &["ibkr".to_owned()]).unwrap();
+    metrics
+        .register(rate.probe(&["ibkr".to_owned()]).unwrap())
+        .unwrap();
     assert!(matches!(
-        metrics.register_rate(&rate, &["ibkr".to_owned()]),
+        metrics.register(rate.probe(&["ibkr".to_owned()]).unwrap()),
         Err(MetricsError::AlreadyRegistered(_))
     ));
-    metrics.register_bridge(Arc::default(), Vec::new).unwrap();
-    assert!(metrics.register_bridge(Arc::default(), Vec::new).is_err());
+    let bridge = || {
+        BridgeProbe::new(
+            Arc::new(Mutex::new(FleetState::new(
+                FleetConfig::bridge(),
+                WallClock::new(),
+            ))),
+            Arc::default(),
+        )
+    };
+    metrics.register(bridge()).unwrap();
+    assert!(metrics.register(bridge()).is_err());
 }
 
 #[test]

@@ -16,14 +16,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use backflow::bridge::{Bridge, BridgeConfig};
+use backflow::bridge::{Bridge, BridgeConfig, BridgeSetup};
 use backflow::bus::nats::{
     NatsConnection, NatsOptions, NatsPublisher, Secret, ensure_state_stream,
 };
 use backflow::coordinator::{CoordinatorConfig, NullSink, WriteCoordinator};
 use backflow::event::CoordinatorId;
 use backflow::metrics::{Metrics, MetricsConfig, serve};
-use backflow::settings::Settings;
 use backflow::store::{StoreConfig, WriteStreamConfig, ensure_write_consumer, ensure_write_stream};
 use common::nats::NatsServer;
 use common::prometheus::{PrometheusServer, client};
@@ -245,7 +244,7 @@ async fn store(conn: &NatsConnection) -> Store {
     .start()
     .unwrap();
     let metrics = Metrics::new().unwrap();
-    metrics.register_store(&coordinator).unwrap();
+    metrics.register(coordinator.clone()).unwrap();
     let stop = CancellationToken::new();
     let config = MetricsConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
@@ -324,7 +323,7 @@ async fn keda_queries_answer_one_series_with_the_driven_value() {
 
     // A store, the bridge (as user bridge), and Prometheus scraping both.
     let store = store(&store_conn).await;
-    let settings = Settings {
+    let settings = BridgeSetup {
         nats: user(&server, "bridge", "bridge-secret"),
         metrics: MetricsConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
@@ -333,7 +332,6 @@ async fn keda_queries_answer_one_series_with_the_driven_value() {
             lag_poll_interval_ms: 200,
             ..BridgeConfig::default()
         },
-        ..Settings::default()
     };
     let bridge = Bridge::start(&settings).await.unwrap();
     let prometheus =

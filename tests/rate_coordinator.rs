@@ -289,17 +289,11 @@ async fn registration_rejects_bad_values_and_duplicates() {
     let c = RateCoordinator::new();
     assert!(matches!(
         c.register_provider("x", ProviderConfig::new(0, 1.0)),
-        Err(RateError::InvalidConfig {
-            key: "capacity",
-            ..
-        })
+        Err(RateError::Invalid(e)) if e.key == "capacity"
     ));
     assert!(matches!(
         c.register_provider("x", ProviderConfig::new(1, -1.0)),
-        Err(RateError::InvalidConfig {
-            key: "refill_rate",
-            ..
-        })
+        Err(RateError::Invalid(e)) if e.key == "refill_rate"
     ));
     c.register_provider("x", ProviderConfig::new(1, 1.0))
         .unwrap();

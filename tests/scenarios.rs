@@ -67,7 +67,10 @@ fn out_of_range_figures_are_all_reported() {
     let mut scenario = Scenario::load(&dir().join("overload-2x.yaml")).unwrap();
     scenario.duration_s = 10.0;
     scenario.warmup_s = 2.0;
-    scenario.policies = vec![sim::PolicyChoice::Step, sim::PolicyChoice::Proportional];
+    scenario.policies = vec![
+        backflow::feedback::PolicyKind::Step,
+        backflow::feedback::PolicyKind::Proportional,
+    ];
     let impossible = sim::Expect {
         utilisation: Some(sim::Range(2.0, 3.0)),
         drops: Some(sim::Range(1.0, 2.0)),
@@ -77,7 +80,7 @@ fn out_of_range_figures_are_all_reported() {
     scenario.expect.clear();
     scenario
         .expect
-        .insert(sim::PolicyChoice::Proportional, impossible);
+        .insert(backflow::feedback::PolicyKind::Proportional, impossible);
     let violations = sim::compare_paused(&scenario).violations();
     assert_eq!(violations.len(), 3, "{violations:#?}");
 }

@@ -15,7 +15,7 @@ use backflow::bus::nats::{
     SigningOptions, ensure_state_stream,
 };
 use backflow::event::{BackpressureLevel, encode};
-use backflow::metrics::{FeedbackTransport, Metrics};
+use backflow::metrics::Metrics;
 use common::agent::{Agent, agent_on};
 use common::nats::NatsServer;
 use common::{event, within};
@@ -144,7 +144,7 @@ async fn a_forged_hard_without_the_signing_key_changes_nothing_and_a_signed_one_
     );
     // Exported with a reason in the existing refusal counter.
     let metrics = Metrics::new().unwrap();
-    metrics.register_transport(FeedbackTransport::Nats(agent.stats.clone()));
+    metrics.register(agent.stats.clone()).unwrap();
     let scrape = metrics.render().unwrap();
     for reason in ["unsigned", "untrusted_key", "bad_signature"] {
         let series =

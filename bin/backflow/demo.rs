@@ -5,21 +5,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use backflow::demo::{self, DemoConfig};
-use backflow::settings::PolicyKind;
-use clap::ValueEnum;
-
-#[derive(Clone, Copy, ValueEnum)]
-enum PolicyArg {
-    /// The default: the scale follows the store's queue depth (exp(-gain x (utilization -
-    /// offset))), cut at once on SOFT/HARD, risen gradually after a dwell.
-    Proportional,
-    /// Level ceilings: tighten at once, relax after a dwell time, ramp back gradually.
-    Hysteresis,
-    /// The seed's fixed map: OK 1.0, SOFT 0.5, HARD 0.0.
-    Step,
-    /// No feedback: agents run at their base rate.
-    None,
-}
+use backflow::feedback::PolicyKind;
 
 #[derive(clap::Args)]
 pub(crate) struct DemoArgs {
@@ -42,9 +28,13 @@ pub(crate) struct DemoArgs {
     /// paths (JetStream write stream, SQLite in a temp file) instead of in-process.
     #[arg(long)]
     nats_url: Option<String>,
-    /// The agents' feedback policy.
-    #[arg(long, value_enum, default_value_t = PolicyArg::Proportional)]
-    policy: PolicyArg,
+    /// The agents' feedback policy: proportional (the default: the scale follows the store's
+    /// queue depth, exp(-gain x (utilization - offset)), cut at once on SOFT/HARD, risen
+    /// gradually after a dwell), hysteresis (level ceilings: tighten at once, relax after a
+    /// dwell, ramp back gradually), step (the predecessor's fixed map: OK 1.0, SOFT 0.5, HARD
+    /// 0.0) or none (agents run at their base rate).
+    #[arg(long, default_value = "proportional")]
+    policy: PolicyKind,
 }
 
 pub(crate) async fn run(args: DemoArgs) -> Result<()> {
@@ -62,12 +52,7 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
         sink_rate: args.sink_rate,
         capacity: args.capacity,
         duration: Duration::from_secs_f64(args.duration),
-        policy: match args.policy {
-            PolicyArg::Proportional => Some(PolicyKind::Proportional),
-            PolicyArg::Hysteresis => Some(PolicyKind::Hysteresis),
-            PolicyArg::Step => Some(PolicyKind::Step),
-            PolicyArg::None => None,
-        },
+        policy: args.policy,
         ..DemoConfig::default()
     };
     println!(
@@ -92,7 +77,7 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
         };
         let _ = out.flush();
     })
-    .await;
+    .await?;
     if live {
         println!();
     }

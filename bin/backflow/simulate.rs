@@ -4,7 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use backflow::sim::{self, PolicyChoice, Scenario};
+use backflow::feedback::PolicyKind;
+use backflow::sim::{self, Scenario};
 
 #[derive(clap::Args)]
 pub(crate) struct SimulateArgs {
@@ -13,7 +14,7 @@ pub(crate) struct SimulateArgs {
     scenarios: Vec<String>,
     /// Policies to run, comma-separated (default: those the scenario names).
     #[arg(long, value_delimiter = ',')]
-    policies: Vec<PolicyChoice>,
+    policies: Vec<PolicyKind>,
     /// Where `<scenario>.csv` and `<scenario>.svg` go.
     #[arg(long, default_value = "target/sim")]
     out: PathBuf,

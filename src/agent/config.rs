@@ -1,12 +1,18 @@
-//! The agent's settings (`agent:`).
+//! The agent's settings (`agent:`) and everything an agent needs to start.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use crate::bus::http::HttpReceiverConfig;
+use crate::bus::nats::NatsOptions;
 use crate::event::CoordinatorId;
+use crate::feedback::FeedbackConfig;
+use crate::invalid::{InvalidSetting, at_least_one};
 use crate::market::{BarSource, CsvError, CsvSource, SyntheticSource};
+use crate::metrics::MetricsConfig;
+use crate::rate::RateConfig;
 
 /// Where one provider's bars come from.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -141,25 +147,95 @@ impl Default for AgentConfig {
 
 impl AgentConfig {
     /// Checks ranges, naming the offending key.
-    pub fn validate(&self) -> Result<(), (&'static str, String)> {
-        if self.max_in_flight == 0 {
-            return Err(("max_in_flight", "must be at least 1".into()));
-        }
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
+        at_least_one(&[
+            ("max_in_flight", self.max_in_flight as u64),
+            ("publish_timeout_ms", self.publish_timeout_ms),
+        ])?;
         if !(1..=crate::market::MAX_BATCH_ROWS).contains(&self.batch_rows) {
-            return Err((
+            return Err(InvalidSetting::new(
                 "batch_rows",
                 format!("must be within 1..={}", crate::market::MAX_BATCH_ROWS),
             ));
-        }
-        if self.publish_timeout_ms == 0 {
-            return Err(("publish_timeout_ms", "must be at least 1".into()));
         }
         if let Some(name) = &self.name {
             if name.is_empty()
                 || name.len() > 48
                 || name.chars().any(|c| c.is_control() || c == ',')
             {
-                return Err(("name", "1..=48 printable characters, no commas".into()));
+                return Err(InvalidSetting::new(
+                    "name",
+                    "1..=48 printable characters, no commas",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Everything an agent needs to start: its own section and the shared ones it reads.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AgentSetup {
+    /// `agent:`: sources, batching, publishing.
+    pub agent: AgentConfig,
+    /// `rate_coordinator:`: the providers' limits.
+    pub rate: RateConfig,
+    /// `feedback:`: the policy and the fleet view.
+    pub feedback: FeedbackConfig,
+    /// `nats:`: the connection, subjects and signing.
+    pub nats: NatsOptions,
+    /// `http.receiver:`: the `POST /feedback` endpoint (when `agent.http_receiver`).
+    pub receiver: HttpReceiverConfig,
+    /// `metrics:`: where `/metrics` is served.
+    pub metrics: MetricsConfig,
+}
+
+impl AgentSetup {
+    /// Checks every section and how they fit together, naming the offending key in full.
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
+        self.agent.validate().map_err(|e| e.under("agent"))?;
+        self.rate
+            .validate()
+            .map_err(|e| e.under("rate_coordinator"))?;
+        self.feedback.validate().map_err(|e| e.under("feedback"))?;
+        self.nats.validate().map_err(|e| e.under("nats"))?;
+        self.receiver
+            .validate()
+            .map_err(|e| e.under("http.receiver"))?;
+        let fb = &self.feedback;
+        let providers = &self.rate.providers;
+        if fb.enable_feedback
+            && fb.provider_name != "*"
+            && !providers.is_empty()
+            && !providers.contains_key(&fb.provider_name)
+        {
+            return Err(InvalidSetting::new(
+                "feedback.provider_name",
+                format!(
+                    "{:?} is not among rate_coordinator.providers ({})",
+                    fb.provider_name,
+                    providers.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// What an agent needs beyond valid sections: at least one provider, and a source only
+    /// for providers that exist.
+    pub fn check_runnable(&self) -> Result<(), InvalidSetting> {
+        if self.rate.providers.is_empty() {
+            return Err(InvalidSetting::new(
+                "rate_coordinator.providers",
+                "an agent needs at least one provider",
+            ));
+        }
+        for p in self.agent.sources.keys() {
+            if !self.rate.providers.contains_key(p) {
+                return Err(InvalidSetting::new(
+                    format!("agent.sources.{p}"),
+                    "no such provider in rate_coordinator.providers",
+                ));
             }
         }
         Ok(())

@@ -12,9 +12,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Serialize;
 
-use super::fleet::{CoordinatorView, FleetState};
 use super::lag::lock;
+use super::state::FleetState;
 use crate::event::CoordinatorId;
+use crate::fleet::CoordinatorView;
 
 /// Where the JSON API lives.
 pub const API_PREFIX: &str = "/api/v1/coordinators";

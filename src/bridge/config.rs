@@ -1,26 +1,25 @@
-//! The bridge's settings (`bridge:`).
+//! The bridge's settings (`bridge:`) and everything it needs to start.
 
 use serde::Deserialize;
 
+use crate::bus::nats::NatsOptions;
 use crate::event::CoordinatorId;
+use crate::fleet::{FleetConfig, bridge_defaults};
+use crate::invalid::InvalidSetting;
+use crate::metrics::MetricsConfig;
 
 /// Settings of the bridge (`bridge:`, `BACKFLOW_BRIDGE__<KEY>` in the environment).
-///
-/// The bridge also reads `nats:` (connection, prefix) and `metrics:` (listen address).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BridgeConfig {
     /// Coordinators to follow (empty: every coordinator on the bus).
     pub coordinators: Vec<CoordinatorId>,
-    /// An instance silent this long is dropped from the fleet view, milliseconds. Until then
-    /// it counts with its last state, so a pod that died under pressure keeps asking for
-    /// capacity for this long.
-    pub expire_after_ms: u64,
-    /// Heartbeats an instance may miss before it is reported silent.
-    pub missed_heartbeats: u32,
-    /// Events older than this (by their timestamp) are ignored, milliseconds; 0 disables the
-    /// check (for hosts whose clocks cannot be trusted).
-    pub max_event_age_ms: u64,
+    /// How the fleet view orders, ages and expires events: the same keys as
+    /// `feedback.fleet`, with the bridge's defaults ([`FleetConfig::bridge`]): a silent
+    /// instance counts with its last state until `forget_after_ms` (10 s), so a pod that died
+    /// under pressure keeps asking for capacity that long.
+    #[serde(deserialize_with = "bridge_defaults")]
+    pub fleet: FleetConfig,
     /// How often every coordinator's state is republished on
     /// `<prefix>.metrics.<coordinator_id>`, milliseconds (0: only on level changes).
     pub publish_interval_ms: u64,
@@ -33,9 +32,7 @@ impl Default for BridgeConfig {
     fn default() -> Self {
         Self {
             coordinators: Vec::new(),
-            expire_after_ms: 10_000,
-            missed_heartbeats: 3,
-            max_event_age_ms: 15_000,
+            fleet: FleetConfig::bridge(),
             publish_interval_ms: 1_000,
             lag_poll_interval_ms: 2_000,
         }
@@ -44,13 +41,26 @@ impl Default for BridgeConfig {
 
 impl BridgeConfig {
     /// Checks ranges, naming the offending key.
-    pub fn validate(&self) -> Result<(), (&'static str, String)> {
-        if self.expire_after_ms == 0 {
-            return Err(("expire_after_ms", "must be at least 1".into()));
-        }
-        if self.missed_heartbeats == 0 {
-            return Err(("missed_heartbeats", "must be at least 1".into()));
-        }
-        Ok(())
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
+        self.fleet.validate().map_err(|e| e.under("fleet"))
+    }
+}
+
+/// Everything a bridge needs to start: its own section and the shared ones it reads.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct BridgeSetup {
+    /// `bridge:`.
+    pub bridge: BridgeConfig,
+    /// `nats:`: the connection and subject prefix.
+    pub nats: NatsOptions,
+    /// `metrics:`: where `/metrics` and the JSON API are served.
+    pub metrics: MetricsConfig,
+}
+
+impl BridgeSetup {
+    /// Checks every section, naming the offending key in full.
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
+        self.bridge.validate().map_err(|e| e.under("bridge"))?;
+        self.nats.validate().map_err(|e| e.under("nats"))
     }
 }

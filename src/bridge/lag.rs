@@ -9,8 +9,9 @@ use async_nats::jetstream::{self, context::ConsumerInfoErrorKind};
 use tokio::time::{Instant, sleep};
 use tokio_util::sync::CancellationToken;
 
-use super::fleet::{BridgeStats, FleetState};
-use crate::bus::nats::NatsConnection;
+use super::state::{BridgeStats, FleetState};
+use crate::bus::nats::{NatsConnection, NatsError};
+use crate::error::Chain;
 use crate::event::CoordinatorId;
 
 /// What one read found.
@@ -27,11 +28,11 @@ pub(crate) async fn read_lag(
     js: &jetstream::Context,
     conn: &NatsConnection,
     coordinator: &CoordinatorId,
-) -> Result<Lag, String> {
+) -> Result<Lag, NatsError> {
     let stream = js
         .get_stream_no_info(conn.subjects.write_stream())
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| NatsError::jetstream("find the write stream", e))?;
     match stream
         .consumer_info(conn.subjects.write_consumer(coordinator))
         .await
@@ -47,7 +48,7 @@ pub(crate) async fn read_lag(
         {
             Ok(Lag::Absent)
         }
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(NatsError::jetstream("read the write consumer's info", e)),
     }
 }
 
@@ -93,7 +94,7 @@ async fn round(
                 stats.lag_errors.fetch_add(1, Relaxed);
                 if last_warning.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
                     *last_warning = Some(Instant::now());
-                    tracing::warn!(coordinator_id = %id, %error, "Cannot read the write consumer's lag.");
+                    tracing::warn!(coordinator_id = %id, error = %Chain(&error), "Cannot read the write consumer's lag.");
                 }
                 None
             }

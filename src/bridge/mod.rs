@@ -3,31 +3,34 @@
 //! republished on the bus (`<prefix>.metrics.<coordinator_id>`), so one query sees every
 //! coordinator, even those that expose no port.
 //!
-//! Per coordinator it exports the seed's names, `coordinator_queue_depth` (the deepest live
+//! Per coordinator it exports the predecessor's names, `coordinator_queue_depth` (the deepest live
 //! instance) and `coordinator_backpressure_{ok,soft,hard}` (the most severe level), plus
 //! `coordinator_backlog`, which counts the JetStream write consumer's lag when known. See
-//! [`CoordinatorView`] for every field.
+//! [`CoordinatorView`](crate::fleet::CoordinatorView) for every field.
 
 mod api;
 mod config;
-mod fleet;
 mod lag;
+mod probe;
 mod run;
+mod state;
 
 pub use api::API_PREFIX;
-pub use config::BridgeConfig;
-pub use fleet::{BridgeStats, CoordinatorView, FleetState};
+pub use config::{BridgeConfig, BridgeSetup};
+pub use probe::BridgeProbe;
 pub use run::{Bridge, run};
+pub use state::{BridgeStats, FleetState};
 
 use crate::bus::nats::NatsError;
+use crate::invalid::InvalidSetting;
 use crate::metrics::MetricsError;
 
 /// Why the bridge could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum BridgeError {
-    /// Invalid settings.
-    #[error("invalid setting {0}")]
-    Config(String),
+    /// A setting is out of range.
+    #[error(transparent)]
+    Invalid(#[from] InvalidSetting),
     /// NATS could not be set up.
     #[error(transparent)]
     Nats(#[from] NatsError),
@@ -35,6 +38,6 @@ pub enum BridgeError {
     #[error(transparent)]
     Metrics(#[from] MetricsError),
     /// A task of the bridge panicked.
-    #[error("bridge task failed: {0}")]
-    Task(String),
+    #[error("bridge task failed")]
+    Task(#[source] tokio::task::JoinError),
 }

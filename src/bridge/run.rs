@@ -12,15 +12,18 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, interval, sleep_until};
 use tokio_util::sync::CancellationToken;
 
-use super::fleet::{BridgeStats, CoordinatorView, FleetState};
+use super::config::BridgeSetup;
 use super::lag::{self, lock};
+use super::probe::BridgeProbe;
+use super::state::{BridgeStats, FleetState};
 use super::{BridgeError, api};
 use crate::bus::nats::{NatsConnection, NatsSubscriber};
-use crate::bus::{FeedbackSubscription, Interest};
+use crate::bus::{Counted, FeedbackSubscription, Interest};
 use crate::clock::WallClock;
+use crate::error::Chain;
 use crate::event::{BackpressureLevel, CoordinatorId};
-use crate::metrics::{FeedbackTransport, Metrics, serve};
-use crate::settings::Settings;
+use crate::fleet::CoordinatorView;
+use crate::metrics::{Metrics, MetricsError, serve};
 
 /// A started bridge. Stop it with [`stop`](Self::stop).
 pub struct Bridge {
@@ -28,7 +31,7 @@ pub struct Bridge {
     state: Arc<Mutex<FleetState>>,
     stop: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
-    server: JoinHandle<Result<(), crate::metrics::MetricsError>>,
+    server: JoinHandle<Result<(), MetricsError>>,
 }
 
 impl std::fmt::Debug for Bridge {
@@ -41,10 +44,10 @@ impl std::fmt::Debug for Bridge {
 
 /// Runs the bridge until `shutdown` completes.
 pub async fn run(
-    settings: Settings,
+    setup: BridgeSetup,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), BridgeError> {
-    let bridge = Bridge::start(&settings).await?;
+    let bridge = Bridge::start(&setup).await?;
     shutdown.await;
     bridge.stop().await
 }
@@ -53,24 +56,26 @@ impl Bridge {
     /// Connects to NATS, subscribes to every followed coordinator's feedback (reading the
     /// last-value stream first), and serves `/metrics`, `/healthz`, `/readyz` and the JSON API
     /// on `metrics.listen`.
-    pub async fn start(settings: &Settings) -> Result<Self, BridgeError> {
-        let config = &settings.bridge;
-        config
-            .validate()
-            .map_err(|(key, reason)| BridgeError::Config(format!("bridge.{key}: {reason}")))?;
+    pub async fn start(setup: &BridgeSetup) -> Result<Self, BridgeError> {
+        setup.validate()?;
+        let config = &setup.bridge;
         let metrics = Metrics::new()?;
-        let conn = settings.nats.connect("backflow-bridge").await?;
+        let conn = setup.nats.connect("backflow-bridge").await?;
         let interest = Interest::of(config.coordinators.iter().cloned());
         let (deliveries, subscriber) = NatsSubscriber::start(&conn, interest).await?;
-        let state = Arc::new(Mutex::new(FleetState::new(config, WallClock::new())));
+        let state = Arc::new(Mutex::new(FleetState::new(
+            config.fleet.clone(),
+            WallClock::new(),
+        )));
         let stats = Arc::new(BridgeStats::default());
-        metrics.register_transport(FeedbackTransport::Nats(subscriber));
-        let view_state = state.clone();
-        metrics.register_bridge(stats.clone(), move || lock(&view_state).views())?;
+        let deliveries = Counted::new(deliveries);
+        metrics.register(subscriber)?;
+        metrics.register(deliveries.counts())?;
+        metrics.register(BridgeProbe::new(state.clone(), stats.clone()))?;
 
         let stop = CancellationToken::new();
         let mut tasks = vec![tokio::spawn(fold(
-            metrics.count_feedback(deliveries),
+            deliveries,
             conn.clone(),
             state.clone(),
             stats.clone(),
@@ -90,7 +95,7 @@ impl Bridge {
         let router = metrics
             .router(move || client.connection_state() == State::Connected)
             .merge(api::router(state.clone()));
-        let (addr, server) = serve(&settings.metrics, router, stop.clone().cancelled_owned())
+        let (addr, server) = serve(&setup.metrics, router, stop.clone().cancelled_owned())
             .await
             .inspect_err(|_| stop.cancel())?;
         tracing::info!(%addr, followed = ?config.coordinators, "Bridge running.");
@@ -121,7 +126,7 @@ impl Bridge {
         }
         match self.server.await {
             Ok(result) => result?,
-            Err(e) => return Err(BridgeError::Task(e.to_string())),
+            Err(e) => return Err(BridgeError::Task(e)),
         }
         tracing::info!("Bridge stopped.");
         Ok(())
@@ -210,14 +215,14 @@ impl Republisher {
 
     async fn publish(&mut self, view: CoordinatorView) {
         let subject = self.conn.subjects.metrics(&view.coordinator_id);
-        let sent = match serde_json::to_vec(&view) {
+        let sent: Result<(), crate::error::BoxError> = match serde_json::to_vec(&view) {
             Ok(body) => self
                 .conn
                 .client
                 .publish(subject, body.into())
                 .await
-                .map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
+                .map_err(Into::into),
+            Err(e) => Err(e.into()),
         };
         match sent {
             Ok(()) => {
@@ -226,7 +231,7 @@ impl Republisher {
             }
             Err(error) => {
                 self.stats.publish_errors.fetch_add(1, Relaxed);
-                tracing::debug!(%error, "Cannot republish a coordinator's state.");
+                tracing::debug!(error = %Chain(&*error), "Cannot republish a coordinator's state.");
             }
         }
     }

@@ -1,6 +1,7 @@
 //! The feedback bus behind a trait: coordinators publish, handlers subscribe, neither knows
 //! which transport carries the events.
 
+mod counted;
 pub mod http;
 mod memory;
 pub mod nats;
@@ -10,15 +11,47 @@ use std::collections::BTreeSet;
 use async_trait::async_trait;
 use tokio::sync::oneshot;
 
+use crate::error::{BoxError, Chain};
 use crate::event::{CoordinatorId, FeedbackEvent};
-use crate::feedback::Observed;
+use crate::fleet::Observed;
 
+pub use counted::{Counted, FeedbackCounts, MAX_COUNTED_COORDINATORS, OTHER_COORDINATORS};
 pub use memory::{MemoryBus, MemorySubscription};
 
 /// A publish that did not reach the bus.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("feedback publish failed: {0}")]
-pub struct BusError(pub String);
+#[derive(Debug, thiserror::Error)]
+#[error("cannot publish feedback over {transport}")]
+pub struct BusError {
+    /// The transport (`nats`, `http`, ...).
+    pub transport: &'static str,
+    /// Why.
+    #[source]
+    pub source: BoxError,
+}
+
+impl BusError {
+    /// `transport` failed because of `source`.
+    pub fn new(transport: &'static str, source: impl Into<BoxError>) -> Self {
+        Self {
+            transport,
+            source: source.into(),
+        }
+    }
+}
+
+/// Every failure of a [`Fanout`] publish, each with its cause.
+#[derive(Debug, thiserror::Error)]
+pub struct Failures(pub Vec<BusError>);
+
+impl std::fmt::Display for Failures {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            let separator = if i == 0 { "" } else { "; " };
+            write!(f, "{separator}{}", Chain(e))?;
+        }
+        Ok(())
+    }
+}
 
 /// The store side of a transport.
 #[async_trait]
@@ -134,13 +167,13 @@ impl FeedbackPublisher for Fanout {
         let mut errors = Vec::new();
         for p in &self.0 {
             if let Err(e) = p.publish(event).await {
-                errors.push(e.0);
+                errors.push(e);
             }
         }
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(BusError(errors.join("; ")))
+        match errors.len() {
+            0 => Ok(()),
+            1 => Err(errors.remove(0)),
+            _ => Err(BusError::new("several transports", Failures(errors))),
         }
     }
 }

@@ -7,6 +7,7 @@ use serde::Deserialize;
 use super::retry::RetryConfig;
 use super::watermark::{Watermark, Watermarks};
 use crate::event::{CoordinatorId, InstanceId};
+use crate::invalid::{InvalidSetting, at_least_one};
 
 /// What `submit` does when the queue is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -109,25 +110,6 @@ impl Default for CoordinatorConfig {
     }
 }
 
-/// A configuration value out of range, naming its key.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid coordinator setting {key}: {reason}")]
-pub struct ConfigError {
-    /// The key, as written in YAML.
-    pub key: String,
-    /// What is wrong.
-    pub reason: String,
-}
-
-impl ConfigError {
-    pub(crate) fn new(key: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self {
-            key: key.into(),
-            reason: reason.into(),
-        }
-    }
-}
-
 impl CoordinatorConfig {
     /// A default configuration for `coordinator_id`.
     pub fn new(coordinator_id: CoordinatorId) -> Self {
@@ -138,24 +120,15 @@ impl CoordinatorConfig {
     }
 
     /// Checks every range and returns the resolved watermarks.
-    pub fn validate(&self) -> Result<Watermarks, ConfigError> {
-        if self.capacity == 0 {
-            return Err(ConfigError::new("capacity", "must be at least 1"));
-        }
-        if self.workers == 0 {
-            return Err(ConfigError::new("workers", "must be at least 1"));
-        }
-        if self.batch_size == 0 {
-            return Err(ConfigError::new("batch_size", "must be at least 1"));
-        }
-        if self.flush_interval_ms == 0 {
-            return Err(ConfigError::new("flush_interval_ms", "must be at least 1"));
-        }
-        self.retry
-            .validate()
-            .map_err(|(key, reason)| ConfigError::new(format!("retry.{key}"), reason))?;
+    pub fn validate(&self) -> Result<Watermarks, InvalidSetting> {
+        at_least_one(&[
+            ("capacity", self.capacity),
+            ("workers", self.workers as u64),
+            ("batch_size", self.batch_size as u64),
+            ("flush_interval_ms", self.flush_interval_ms),
+        ])?;
+        self.retry.validate().map_err(|e| e.under("retry"))?;
         Watermarks::new(self.low_watermark, self.high_watermark, self.capacity)
-            .map_err(|e| ConfigError::new("high_watermark/low_watermark", e.0))
     }
 
     pub(crate) fn flush_interval(&self) -> Duration {

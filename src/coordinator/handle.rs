@@ -1,25 +1,18 @@
-//! The `WriteCoordinator` handle: submit items, read health, stop.
+//! The `WriteCoordinator` handle: submit items, read counters, stop.
 
-use std::sync::atomic::Ordering;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, timeout_at};
 use tokio_util::sync::CancellationToken;
 
-use super::config::{ConfigError, CoordinatorConfig, OverflowStrategy};
-use super::emitter::Emitter;
-use super::queue::{Push, Queue};
-use super::sink::{DeadLetterReason, DeadLetterSink, LogDeadLetter, Sink};
-use super::stats::{CoordinatorStats, DropReason, StatsSnapshot};
-use super::watermark::LevelTracker;
-use super::worker::{self, Shared};
-use crate::breaker::{BreakerState, CircuitBreaker};
-use crate::bus::{Discard, FeedbackPublisher};
-use crate::clock::WallClock;
+use super::config::OverflowStrategy;
+use super::queue::Push;
+use super::sink::DeadLetterReason;
+use super::stats::{DropReason, StatsSnapshot};
+use super::worker::Shared;
 use crate::event::{BackpressureLevel, CoordinatorId, InstanceId};
 
 /// Called with every item dropped by the coordinator and the reason.
@@ -45,40 +38,6 @@ impl<T> SubmitError<T> {
     }
 }
 
-/// A point-in-time view of a coordinator for probes and dashboards.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Health {
-    /// The logical store.
-    pub coordinator_id: CoordinatorId,
-    /// This instance.
-    pub instance_id: InstanceId,
-    /// Current level.
-    pub level: BackpressureLevel,
-    /// Depth the level is computed from (queued + external backlog).
-    pub depth: u64,
-    /// Items in the in-memory queue.
-    pub queued: u64,
-    /// Backlog counted outside the queue.
-    pub external_backlog: u64,
-    /// Queue capacity.
-    pub capacity: u64,
-    /// Sink circuit breaker.
-    pub breaker: BreakerState,
-    /// Workers still running.
-    pub workers_running: usize,
-    /// Whether submits are accepted.
-    pub accepting: bool,
-    /// Counters.
-    pub stats: StatsSnapshot,
-}
-
-impl Health {
-    /// Accepting, workers alive, and the sink's breaker not open.
-    pub fn is_healthy(&self) -> bool {
-        self.accepting && self.workers_running > 0 && self.breaker != BreakerState::Open
-    }
-}
-
 /// What [`WriteCoordinator::stop`] achieved.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StopReport {
@@ -88,20 +47,22 @@ pub struct StopReport {
     pub stats: StatsSnapshot,
 }
 
-struct Tasks {
-    workers: Vec<JoinHandle<()>>,
-    emitter: JoinHandle<()>,
-    emitter_stop: CancellationToken,
+/// The tasks a coordinator runs.
+pub(super) struct Tasks {
+    pub(super) workers: Vec<JoinHandle<()>>,
+    pub(super) emitter: JoinHandle<()>,
+    pub(super) emitter_stop: CancellationToken,
 }
 
-struct Inner<T: Send + Sync + 'static> {
-    shared: Arc<Shared<T>>,
-    overflow: OverflowStrategy,
-    on_drop: Option<DropCallback<T>>,
-    coordinator_id: CoordinatorId,
-    instance_id: InstanceId,
-    capacity: u64,
-    tasks: tokio::sync::Mutex<Option<Tasks>>,
+/// What every handle of one coordinator shares.
+pub(super) struct Inner<T: Send + Sync + 'static> {
+    pub(super) shared: Arc<Shared<T>>,
+    pub(super) overflow: OverflowStrategy,
+    pub(super) on_drop: Option<DropCallback<T>>,
+    pub(super) coordinator_id: CoordinatorId,
+    pub(super) instance_id: InstanceId,
+    pub(super) capacity: u64,
+    pub(super) tasks: tokio::sync::Mutex<Option<Tasks>>,
 }
 
 impl<T: Send + Sync + 'static> Drop for Inner<T> {
@@ -119,7 +80,7 @@ impl<T: Send + Sync + 'static> Drop for Inner<T> {
 ///
 /// Cheap to clone; all clones share one queue. Build one with [`WriteCoordinator::builder`].
 pub struct WriteCoordinator<T: Send + Sync + 'static> {
-    inner: Arc<Inner<T>>,
+    pub(super) inner: Arc<Inner<T>>,
 }
 
 impl<T: Send + Sync + 'static> Clone for WriteCoordinator<T> {
@@ -130,144 +91,7 @@ impl<T: Send + Sync + 'static> Clone for WriteCoordinator<T> {
     }
 }
 
-/// Assembles a [`WriteCoordinator`].
-pub struct Builder<T> {
-    config: CoordinatorConfig,
-    sink: Arc<dyn Sink<T>>,
-    dead_letter: Arc<dyn DeadLetterSink<T>>,
-    publisher: Arc<dyn FeedbackPublisher>,
-    on_drop: Option<DropCallback<T>>,
-    wall: Option<WallClock>,
-}
-
-impl<T: Send + Sync + 'static> Builder<T> {
-    /// Where items that cannot be written go (default: logged and counted).
-    pub fn dead_letter(mut self, dead_letter: Arc<dyn DeadLetterSink<T>>) -> Self {
-        self.dead_letter = dead_letter;
-        self
-    }
-
-    /// Where feedback events go (default: nowhere).
-    pub fn publisher(mut self, publisher: Arc<dyn FeedbackPublisher>) -> Self {
-        self.publisher = publisher;
-        self
-    }
-
-    /// Called with each dropped item.
-    pub fn on_drop(mut self, f: impl Fn(T, DropReason) + Send + Sync + 'static) -> Self {
-        self.on_drop = Some(Arc::new(f));
-        self
-    }
-
-    /// The wall clock used for event timestamps (default: the system time, advancing with
-    /// tokio's clock).
-    pub fn wall_clock(mut self, wall: WallClock) -> Self {
-        self.wall = Some(wall);
-        self
-    }
-
-    /// Validates the configuration and starts the workers and the feedback emitter on the
-    /// current tokio runtime.
-    ///
-    /// # Panics
-    /// Outside a tokio runtime.
-    pub fn start(self) -> Result<WriteCoordinator<T>, ConfigError> {
-        let config = self.config;
-        let marks = config.validate()?;
-        let capacity = usize::try_from(config.capacity)
-            .map_err(|_| ConfigError::new("capacity", "too large for this platform"))?;
-        let stats = Arc::new(CoordinatorStats::default());
-        let (levels_tx, levels_rx) = mpsc::unbounded_channel();
-        let shared = Arc::new(Shared {
-            queue: Queue::new(
-                capacity,
-                config.batch_size,
-                config.flush_interval(),
-                LevelTracker::new(marks),
-                levels_tx,
-            ),
-            stats: stats.clone(),
-            sink: self.sink,
-            dead_letter: self.dead_letter,
-            breaker: Mutex::new(CircuitBreaker::new(
-                config.breaker.failure_threshold,
-                Duration::from_millis(config.breaker.half_open_after_ms),
-            )),
-            retry: config.retry.clone(),
-            abort: CancellationToken::new(),
-            workers_running: AtomicUsize::new(config.workers),
-        });
-        let wall = self.wall.unwrap_or_default();
-        let instance_id = config
-            .instance_id
-            .clone()
-            .unwrap_or_else(InstanceId::generate);
-        let emitter = Emitter {
-            publisher: self.publisher,
-            coordinator_id: config.coordinator_id.clone(),
-            instance_id: instance_id.clone(),
-            epoch: wall.now_us(),
-            capacity: config.capacity,
-            heartbeat: config.heartbeat_interval(),
-            wall,
-            stats,
-            seq: 0,
-            failing: false,
-        };
-        let emitter_stop = CancellationToken::new();
-        let current = {
-            let weak = Arc::downgrade(&shared);
-            move || {
-                weak.upgrade().map_or((BackpressureLevel::Ok, 0), |s| {
-                    let q = s.queue.snapshot();
-                    (q.level, q.depth)
-                })
-            }
-        };
-        let emitter = tokio::spawn(emitter.run(levels_rx, current, emitter_stop.clone()));
-        let workers = (0..config.workers)
-            .map(|_| tokio::spawn(worker::run(shared.clone())))
-            .collect();
-        tracing::info!(
-            coordinator_id = %config.coordinator_id,
-            %instance_id,
-            capacity = config.capacity,
-            low = marks.low(),
-            high = marks.high(),
-            workers = config.workers,
-            "Write coordinator started."
-        );
-        Ok(WriteCoordinator {
-            inner: Arc::new(Inner {
-                shared,
-                overflow: config.overflow,
-                on_drop: self.on_drop,
-                coordinator_id: config.coordinator_id,
-                instance_id,
-                capacity: config.capacity,
-                tasks: tokio::sync::Mutex::new(Some(Tasks {
-                    workers,
-                    emitter,
-                    emitter_stop,
-                })),
-            }),
-        })
-    }
-}
-
 impl<T: Send + Sync + 'static> WriteCoordinator<T> {
-    /// Starts assembling a coordinator that writes to `sink`.
-    pub fn builder(config: CoordinatorConfig, sink: Arc<dyn Sink<T>>) -> Builder<T> {
-        Builder {
-            config,
-            sink,
-            dead_letter: Arc::new(LogDeadLetter),
-            publisher: Arc::new(Discard),
-            on_drop: None,
-            wall: None,
-        }
-    }
-
     fn evicted(&self, item: T) {
         self.inner.shared.stats.dropped(DropReason::Overflow, 1);
         if let Some(f) = &self.inner.on_drop {
@@ -365,29 +189,6 @@ impl<T: Send + Sync + 'static> WriteCoordinator<T> {
     /// This instance's id.
     pub fn instance_id(&self) -> &InstanceId {
         &self.inner.instance_id
-    }
-
-    /// A point-in-time view for health probes.
-    pub fn health(&self) -> Health {
-        let shared = &self.inner.shared;
-        let q = shared.queue.snapshot();
-        let breaker = shared
-            .breaker
-            .lock()
-            .map_or(BreakerState::Closed, |b| b.state(Instant::now()));
-        Health {
-            coordinator_id: self.inner.coordinator_id.clone(),
-            instance_id: self.inner.instance_id.clone(),
-            level: q.level,
-            depth: q.depth,
-            queued: q.queued,
-            external_backlog: q.external,
-            capacity: self.inner.capacity,
-            breaker,
-            workers_running: shared.workers_running.load(Ordering::Acquire),
-            accepting: !q.closed,
-            stats: shared.stats.snapshot(),
-        }
     }
 
     /// Stops accepting items and shuts down.

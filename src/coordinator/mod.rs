@@ -1,9 +1,11 @@
 //! The store side: a bounded write queue with watermarks, batching workers, retries, a circuit
 //! breaker and a dead-letter sink, publishing its backpressure level.
 
+mod builder;
 mod config;
 mod emitter;
 mod handle;
+mod health;
 mod queue;
 mod retry;
 mod sink;
@@ -12,8 +14,10 @@ mod throttle;
 mod watermark;
 mod worker;
 
-pub use config::{BreakerConfig, ConfigError, CoordinatorConfig, OverflowStrategy};
-pub use handle::{Builder, DropCallback, Health, StopReport, SubmitError, WriteCoordinator};
+pub use builder::Builder;
+pub use config::{BreakerConfig, CoordinatorConfig, OverflowStrategy};
+pub use handle::{DropCallback, StopReport, SubmitError, WriteCoordinator};
+pub use health::Health;
 pub use retry::RetryConfig;
 pub use sink::{
     DeadLetterReason, DeadLetterSink, LogDeadLetter, MemorySink, NullSink, Sink, SinkError,
@@ -21,4 +25,4 @@ pub use sink::{
 };
 pub use stats::{DropReason, StatsSnapshot};
 pub use throttle::{Outage, Throttle};
-pub use watermark::{LevelTracker, Watermark, WatermarkError, Watermarks};
+pub use watermark::{LevelTracker, Watermark, Watermarks};

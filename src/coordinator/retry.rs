@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::invalid::{InvalidSetting, at_least_one};
 use serde::Deserialize;
 
 /// How a failed batch write is retried.
@@ -34,21 +35,22 @@ impl Default for RetryConfig {
 
 impl RetryConfig {
     /// Checks ranges, naming the offending key.
-    pub fn validate(&self) -> Result<(), (&'static str, String)> {
-        if self.max_attempts == 0 {
-            return Err(("max_attempts", "must be at least 1".into()));
-        }
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
+        at_least_one(&[("max_attempts", u64::from(self.max_attempts))])?;
         if !(self.multiplier >= 1.0 && self.multiplier.is_finite()) {
-            return Err((
+            return Err(InvalidSetting::new(
                 "multiplier",
                 format!("must be >= 1, got {}", self.multiplier),
             ));
         }
         if !(0.0..=1.0).contains(&self.jitter) {
-            return Err(("jitter", format!("must be in [0, 1], got {}", self.jitter)));
+            return Err(InvalidSetting::new(
+                "jitter",
+                format!("must be in [0, 1], got {}", self.jitter),
+            ));
         }
         if self.initial_backoff_ms > self.max_backoff_ms {
-            return Err((
+            return Err(InvalidSetting::new(
                 "initial_backoff_ms",
                 format!("must not exceed max_backoff_ms ({})", self.max_backoff_ms),
             ));
@@ -98,6 +100,6 @@ mod tests {
             multiplier: 0.5,
             ..RetryConfig::default()
         };
-        assert_eq!(bad.validate().unwrap_err().0, "multiplier");
+        assert_eq!(bad.validate().unwrap_err().key, "multiplier");
     }
 }

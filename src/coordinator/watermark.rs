@@ -5,6 +5,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::event::BackpressureLevel;
+use crate::invalid::InvalidSetting;
 
 /// A watermark given either as an item count or as a fraction of capacity.
 ///
@@ -49,33 +50,31 @@ pub struct Watermarks {
     high: u64,
 }
 
-/// Watermarks that cannot work together.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid watermarks: {0}")]
-pub struct WatermarkError(pub String);
-
 impl Watermarks {
     /// Resolves and checks `low < high <= capacity` (and `high >= 1`).
-    pub fn new(low: Watermark, high: Watermark, capacity: u64) -> Result<Self, WatermarkError> {
+    pub fn new(low: Watermark, high: Watermark, capacity: u64) -> Result<Self, InvalidSetting> {
         for (name, mark) in [("low", low), ("high", high)] {
             if let Watermark::Fraction(f) = mark {
                 if !(f > 0.0 && f <= 1.0) {
-                    return Err(WatermarkError(format!(
-                        "{name} fraction must be in (0, 1], got {f}"
-                    )));
+                    return Err(InvalidSetting::new(
+                        format!("{name}_watermark"),
+                        format!("a fraction must be in (0, 1], got {f}"),
+                    ));
                 }
             }
         }
         let (low, high) = (low.resolve(capacity), high.resolve(capacity));
         if high == 0 || high > capacity {
-            return Err(WatermarkError(format!(
-                "high ({high}) must be in [1, capacity ({capacity})]"
-            )));
+            return Err(InvalidSetting::new(
+                "high_watermark",
+                format!("high ({high}) must be in [1, capacity ({capacity})]"),
+            ));
         }
         if low >= high {
-            return Err(WatermarkError(format!(
-                "low ({low}) must be below high ({high})"
-            )));
+            return Err(InvalidSetting::new(
+                "low_watermark",
+                format!("low ({low}) must be below high ({high})"),
+            ));
         }
         Ok(Self { low, high })
     }

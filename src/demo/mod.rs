@@ -15,8 +15,8 @@ use crate::bus::{Interest, MemoryBus};
 use crate::coordinator::{
     CoordinatorConfig, MemorySink, NullSink, OverflowStrategy, Throttle, WriteCoordinator,
 };
-use crate::event::BackpressureLevel;
-use crate::settings::PolicyKind;
+use crate::feedback::PolicyKind;
+use crate::rate::RateError;
 
 pub use nats::{NatsDemoError, NatsDemoReport, run_nats};
 pub use report::{DemoReport, Progress};
@@ -34,8 +34,8 @@ pub struct DemoConfig {
     pub capacity: u64,
     /// How long load is offered.
     pub duration: Duration,
-    /// The agents' policy; `None` runs without feedback (default: the crate's default policy).
-    pub policy: Option<PolicyKind>,
+    /// The agents' policy (`none`: no feedback; default: the crate's default policy).
+    pub policy: PolicyKind,
     /// How often progress is reported.
     pub progress_every: Duration,
 }
@@ -49,7 +49,7 @@ impl Default for DemoConfig {
             sink_rate: 10_000.0,
             capacity: 20_000,
             duration: Duration::from_secs(20),
-            policy: Some(PolicyKind::default()),
+            policy: PolicyKind::default(),
             progress_every: Duration::from_millis(500),
         }
     }
@@ -58,44 +58,87 @@ impl Default for DemoConfig {
 /// Runs the demo, calling `on_progress` every `progress_every`, and returns the summary.
 ///
 /// The store drops its oldest rows when full (`drop_oldest`), so overload without feedback
-/// shows up as dropped rows; with feedback the agents slow down instead.
-pub async fn run(config: DemoConfig, mut on_progress: impl FnMut(&Progress)) -> DemoReport {
+/// shows up as dropped rows; with feedback the agents slow down instead. Fails only when an
+/// agent's rate cannot be expressed (absurdly small or large).
+pub async fn run(
+    config: DemoConfig,
+    on_progress: impl FnMut(&Progress),
+) -> Result<DemoReport, RateError> {
     let bus = MemoryBus::new(1024);
-    let mut store_config = CoordinatorConfig {
+    let store = start_store(&config, &bus);
+    let stop = CancellationToken::new();
+    let offered = Arc::new(AtomicU64::new(0));
+    let mut agents = Vec::with_capacity(config.agents);
+    for i in 0..config.agents {
+        let subscription = bus.subscribe(Interest::All);
+        match agent::Agent::start(
+            i,
+            &config,
+            store.clone(),
+            subscription,
+            offered.clone(),
+            stop.clone(),
+        ) {
+            Ok(a) => agents.push(a),
+            Err(e) => {
+                stop.cancel();
+                store.stop(false, Duration::from_secs(1)).await;
+                return Err(e);
+            }
+        }
+    }
+    let started = Instant::now();
+    let level_time = watch(&config, &store, &agents, &offered, on_progress).await;
+    stop.cancel();
+    let elapsed = started.elapsed();
+    let written_in_window = store.stats().written;
+    for a in agents {
+        a.join().await;
+    }
+    let stopped = store.stop(true, Duration::from_secs(30)).await;
+    Ok(DemoReport::new(
+        &config,
+        elapsed,
+        offered.load(Relaxed),
+        written_in_window,
+        stopped.stats,
+        store.queue_wait_quantile(0.99),
+        level_time,
+    ))
+}
+
+/// The store: a queue in front of a sink throttled to `sink_rate`, dropping its oldest rows
+/// when full.
+fn start_store(config: &DemoConfig, bus: &MemoryBus) -> WriteCoordinator<u64> {
+    let store_config = CoordinatorConfig {
         capacity: config.capacity,
         overflow: OverflowStrategy::DropOldest,
         batch_size: 500,
         workers: 2,
         heartbeat_interval_ms: 500,
+        flush_interval_ms: 50,
         ..CoordinatorConfig::default()
     };
-    store_config.flush_interval_ms = 50;
-    let dead = Arc::new(MemorySink::new());
     let sink = Arc::new(Throttle::new(NullSink, config.sink_rate));
-    let store: WriteCoordinator<u64> = match WriteCoordinator::builder(store_config, sink)
-        .dead_letter(dead)
+    match WriteCoordinator::builder(store_config, sink)
+        .dead_letter(Arc::new(MemorySink::new()))
         .publisher(Arc::new(bus.clone()))
         .start()
     {
         Ok(store) => store,
         Err(e) => unreachable!("the demo's own store configuration is valid: {e}"),
-    };
+    }
+}
 
-    let stop = CancellationToken::new();
-    let offered = Arc::new(AtomicU64::new(0));
-    let agents: Vec<agent::Agent> = (0..config.agents)
-        .map(|i| {
-            agent::Agent::start(
-                i,
-                &config,
-                store.clone(),
-                bus.subscribe(Interest::All),
-                offered.clone(),
-                stop.clone(),
-            )
-        })
-        .collect();
-
+/// Samples the loop every `progress_every` for `duration`; returns the time spent at each
+/// level.
+async fn watch(
+    config: &DemoConfig,
+    store: &WriteCoordinator<u64>,
+    agents: &[agent::Agent],
+    offered: &AtomicU64,
+    mut on_progress: impl FnMut(&Progress),
+) -> [Duration; 3] {
     let started = Instant::now();
     let mut tick = interval(config.progress_every);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -109,7 +152,7 @@ pub async fn run(config: DemoConfig, mut on_progress: impl FnMut(&Progress)) -> 
         let total_offered = offered.load(Relaxed);
         let dt = now.duration_since(last_at).as_secs_f64().max(1e-9);
         let health = store.health();
-        level_time[level_index(health.level)] += now.duration_since(last_at);
+        level_time[usize::from(health.level.code())] += now.duration_since(last_at);
         on_progress(&Progress {
             elapsed: now.duration_since(started),
             level: health.level,
@@ -122,30 +165,7 @@ pub async fn run(config: DemoConfig, mut on_progress: impl FnMut(&Progress)) -> 
         });
         (last_offered, last_written, last_at) = (total_offered, stats.written, now);
     }
-    stop.cancel();
-    let elapsed = started.elapsed();
-    let written_in_window = store.stats().written;
-    for a in agents {
-        a.join().await;
-    }
-    let stopped = store.stop(true, Duration::from_secs(30)).await;
-    DemoReport::new(
-        &config,
-        elapsed,
-        offered.load(Relaxed),
-        written_in_window,
-        stopped.stats,
-        store.queue_wait_quantile(0.99),
-        level_time,
-    )
-}
-
-fn level_index(level: BackpressureLevel) -> usize {
-    match level {
-        BackpressureLevel::Ok => 0,
-        BackpressureLevel::Soft => 1,
-        BackpressureLevel::Hard => 2,
-    }
+    level_time
 }
 
 #[cfg(test)]

@@ -77,9 +77,7 @@ impl DemoReport {
     ) -> Self {
         let possible = config.sink_rate * elapsed.as_secs_f64();
         Self {
-            policy: config
-                .policy
-                .map_or("none".into(), |p| format!("{p:?}").to_lowercase()),
+            policy: config.policy.as_str().to_owned(),
             elapsed,
             offered,
             stats,

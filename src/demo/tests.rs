@@ -1,6 +1,6 @@
 use super::*;
 
-fn short(policy: Option<PolicyKind>) -> DemoConfig {
+fn short(policy: PolicyKind) -> DemoConfig {
     DemoConfig {
         duration: Duration::from_secs(15),
         policy,
@@ -11,11 +11,13 @@ fn short(policy: Option<PolicyKind>) -> DemoConfig {
 #[tokio::test(start_paused = true)]
 async fn feedback_prevents_the_drops_that_overload_causes_without_it() {
     let mut samples = 0;
-    let without = run(short(None), |_| samples += 1).await;
+    let without = run(short(PolicyKind::None), |_| samples += 1)
+        .await
+        .unwrap();
     assert!(samples >= 29, "progress was reported {samples} times");
     assert!(without.stats.dropped_overflow > 0, "{without}");
 
-    let with = run(short(Some(PolicyKind::Hysteresis)), |_| {}).await;
+    let with = run(short(PolicyKind::Hysteresis), |_| {}).await.unwrap();
     assert_eq!(with.stats.dropped(), 0, "{with}");
     assert!(with.stats.level_changes > 0, "{with}");
     assert!(with.utilization > 0.9, "{with}");
@@ -37,8 +39,8 @@ async fn the_default_policy_keeps_the_store_busy_and_ok() {
         duration: Duration::from_secs(15),
         ..DemoConfig::default()
     };
-    assert_eq!(config.policy, Some(PolicyKind::default()));
-    let report = run(config, |_| {}).await;
+    assert_eq!(config.policy, PolicyKind::default());
+    let report = run(config, |_| {}).await.unwrap();
     assert_eq!(report.stats.dropped(), 0, "{report}");
     assert!(report.utilization > 0.95, "{report}");
     // It holds the queue below the low watermark: at most the start-up's excursion.

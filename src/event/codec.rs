@@ -8,7 +8,18 @@ use super::{
 };
 
 /// Longest `reason` accepted, in bytes: reasons are labels, not payloads.
-const MAX_REASON_LEN: usize = 256;
+pub const MAX_REASON_LEN: usize = 256;
+
+/// Refuses a `reason` longer than [`MAX_REASON_LEN`].
+pub fn check_reason(reason: Option<&str>) -> Result<(), DecodeError> {
+    match reason {
+        Some(r) if r.len() > MAX_REASON_LEN => Err(DecodeError::InvalidField {
+            field: "reason",
+            reason: format!("{} bytes long (at most {MAX_REASON_LEN})", r.len()),
+        }),
+        _ => Ok(()),
+    }
+}
 
 /// Deepest MessagePack nesting accepted. An event is a flat map, and rmp-serde's own limit
 /// (1024) let an unknown field nested ~900 deep overflow a 2 MiB thread stack in a debug
@@ -90,14 +101,7 @@ impl TryFrom<Wire> for FeedbackEvent {
                 reason: "sequence numbers start at 1".into(),
             });
         }
-        if let Some(reason) = &w.reason {
-            if reason.len() > MAX_REASON_LEN {
-                return Err(DecodeError::InvalidField {
-                    field: "reason",
-                    reason: format!("{} bytes long (at most {MAX_REASON_LEN})", reason.len()),
-                });
-            }
-        }
+        check_reason(w.reason.as_deref())?;
         Ok(FeedbackEvent {
             version: w.version,
             coordinator_id,

@@ -108,7 +108,7 @@ token_id!(
 );
 
 impl Default for CoordinatorId {
-    /// The coordinator id `default`, as in the seed's examples.
+    /// The coordinator id `default`, as in the predecessor's examples.
     fn default() -> Self {
         Self("default".to_owned())
     }

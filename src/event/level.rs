@@ -34,6 +34,15 @@ impl BackpressureLevel {
             Self::Hard => "hard",
         }
     }
+
+    /// The level as a number for gauges and arrays: 0 ok, 1 soft, 2 hard.
+    pub fn code(self) -> u8 {
+        match self {
+            Self::Ok => 0,
+            Self::Soft => 1,
+            Self::Hard => 2,
+        }
+    }
 }
 
 impl fmt::Display for BackpressureLevel {
@@ -50,7 +59,7 @@ pub struct UnknownLevel(pub String);
 impl FromStr for BackpressureLevel {
     type Err = UnknownLevel;
 
-    /// Parses the wire names, ignoring ASCII case (the seed's Python enum used `SOFT`).
+    /// Parses the wire names, ignoring ASCII case (the predecessor's Python enum used `SOFT`).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Self::ALL
             .into_iter()

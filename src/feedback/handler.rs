@@ -2,63 +2,19 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use tokio::time::{Instant, sleep_until};
 
-use super::fleet::{FleetConfig, FleetView, Observed};
-use super::policy::{Decision, Policy, Signal};
+use super::config::FeedbackConfig;
+use super::policy::{Decision, Policy};
+use super::stats::HandlerStats;
 use crate::bus::FeedbackSubscription;
 use crate::clock::WallClock;
-use crate::event::{BackpressureLevel, FeedbackEvent};
-use crate::histogram::Histogram;
+use crate::event::FeedbackEvent;
+use crate::fleet::{FleetConfig, FleetView, Observed, Signal};
 use crate::rate::{RateCoordinator, RateError};
-
-/// Counters of a handler, shared with whoever exports them.
-#[derive(Debug, Default)]
-pub struct HandlerStats {
-    /// Events received, whatever became of them.
-    pub received: AtomicU64,
-    /// Events that became their instance's state.
-    pub applied: AtomicU64,
-    /// Duplicates ignored.
-    pub duplicates: AtomicU64,
-    /// Late or replayed events ignored.
-    pub out_of_order: AtomicU64,
-    /// Events ignored for their age.
-    pub too_old: AtomicU64,
-    /// Instances that said goodbye.
-    pub left: AtomicU64,
-    /// Scale changes applied to the rate coordinator.
-    pub adjustments: AtomicU64,
-    /// Current scale, as `f64` bits.
-    scale_bits: AtomicU64,
-    /// Current merged level (0 ok, 1 soft, 2 hard).
-    pub level: AtomicU64,
-    /// Instances currently silent.
-    pub silent_instances: AtomicU64,
-    /// Time from an event's timestamp to its application (wall clocks of two hosts).
-    pub latency: Histogram,
-}
-
-impl HandlerStats {
-    /// The scale currently applied.
-    pub fn scale(&self) -> f64 {
-        f64::from_bits(self.scale_bits.load(Relaxed))
-    }
-
-    fn count(&self, outcome: Observed) {
-        match outcome {
-            Observed::Applied => &self.applied,
-            Observed::Duplicate => &self.duplicates,
-            Observed::OutOfOrder => &self.out_of_order,
-            Observed::TooOld => &self.too_old,
-            Observed::Left => &self.left,
-        }
-        .fetch_add(1, Relaxed);
-    }
-}
 
 /// Turns feedback events into budget scales for one or more providers.
 ///
@@ -92,7 +48,7 @@ impl FeedbackHandler {
         }
         let wall = WallClock::new();
         let stats = Arc::new(HandlerStats::default());
-        stats.scale_bits.store(1.0f64.to_bits(), Relaxed);
+        stats.set_scale(1.0);
         Ok(Self {
             rate,
             providers,
@@ -104,6 +60,20 @@ impl FeedbackHandler {
             applied: 1.0,
             stats,
         })
+    }
+
+    /// The handler `config` describes for `providers` of `rate`, or `None` when feedback is
+    /// off (`enable_feedback: false` or `policy: none`); `seed` spreads agents' jitter apart.
+    pub fn from_config(
+        rate: RateCoordinator,
+        providers: impl IntoIterator<Item = impl Into<String>>,
+        config: &FeedbackConfig,
+        seed: u64,
+    ) -> Result<Option<Self>, RateError> {
+        match config.build_policy(seed) {
+            Some(policy) => Self::new(rate, providers, policy, config.fleet.clone()).map(Some),
+            None => Ok(None),
+        }
     }
 
     /// Uses `wall` to age events (tests pin it).
@@ -190,12 +160,7 @@ impl FeedbackHandler {
             .scale
             .clamp(0.0, 1.0)
             .min(self.fleet.cap().unwrap_or(1.0));
-        let level_code = match level {
-            BackpressureLevel::Ok => 0,
-            BackpressureLevel::Soft => 1,
-            BackpressureLevel::Hard => 2,
-        };
-        self.stats.level.store(level_code, Relaxed);
+        self.stats.level.store(u64::from(level.code()), Relaxed);
         for p in &self.providers {
             // Providers were checked at construction and are never removed.
             let _ = self.rate.set_global_pressure(p, level);
@@ -215,7 +180,7 @@ impl FeedbackHandler {
             "Feedback adjusted the rate scale."
         );
         self.applied = scale;
-        self.stats.scale_bits.store(scale.to_bits(), Relaxed);
+        self.stats.set_scale(scale);
         self.stats.adjustments.fetch_add(1, Relaxed);
     }
 

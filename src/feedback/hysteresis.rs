@@ -1,13 +1,15 @@
-//! The default policy: tighten at once, relax only after a dwell time, ramp back gradually,
-//! with per-agent jitter.
+//! The hysteresis policy: tighten at once to a ceiling per level, relax only after a dwell
+//! time, ramp back gradually, with per-agent jitter.
 
 use std::time::Duration;
 
 use serde::Deserialize;
 use tokio::time::Instant;
 
-use super::policy::{Decision, Policy, Signal};
+use super::policy::{Decision, Policy};
 use crate::event::BackpressureLevel;
+use crate::fleet::Signal;
+use crate::invalid::{InvalidSetting, at_least_one, fractions};
 
 /// Settings of [`HysteresisPolicy`].
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -43,29 +45,25 @@ impl Default for HysteresisConfig {
 
 impl HysteresisConfig {
     /// Checks ranges, naming the offending key.
-    pub fn validate(&self) -> Result<(), (&'static str, String)> {
-        for (key, v) in [
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
+        fractions(&[
             ("soft_scale", self.soft_scale),
             ("hard_scale", self.hard_scale),
             ("jitter", self.jitter),
-        ] {
-            if !(0.0..=1.0).contains(&v) {
-                return Err((key, format!("must be within [0, 1], got {v}")));
-            }
-        }
+        ])?;
         if self.hard_scale > self.soft_scale {
-            return Err(("hard_scale", "must not exceed soft_scale".into()));
+            return Err(InvalidSetting::new(
+                "hard_scale",
+                "must not exceed soft_scale",
+            ));
         }
         if !(self.ramp_step > 0.0 && self.ramp_step <= 1.0) {
-            return Err((
+            return Err(InvalidSetting::new(
                 "ramp_step",
                 format!("must be within (0, 1], got {}", self.ramp_step),
             ));
         }
-        if self.ramp_interval_ms == 0 {
-            return Err(("ramp_interval_ms", "must be at least 1".into()));
-        }
-        Ok(())
+        at_least_one(&[("ramp_interval_ms", self.ramp_interval_ms)])
     }
 }
 

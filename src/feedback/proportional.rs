@@ -6,8 +6,10 @@ use std::time::Duration;
 use serde::Deserialize;
 use tokio::time::Instant;
 
-use super::policy::{Decision, Policy, Signal};
+use super::policy::{Decision, Policy};
 use crate::event::BackpressureLevel;
+use crate::fleet::Signal;
+use crate::invalid::{InvalidSetting, fractions, positive};
 
 /// Settings of [`ProportionalPolicy`] (`feedback.proportional:`).
 ///
@@ -54,33 +56,24 @@ impl Default for ProportionalConfig {
 
 impl ProportionalConfig {
     /// Checks ranges, naming the offending key.
-    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
         if !(0.0..1.0).contains(&self.offset) {
-            return Err((
+            return Err(InvalidSetting::new(
                 "offset",
                 format!("must be within [0, 1), got {}", self.offset),
             ));
         }
-        for (key, v) in [
+        positive(&[
             ("gain", self.gain),
             ("max_rise_per_sec", self.max_rise_per_sec),
-        ] {
-            if !(v > 0.0 && v.is_finite()) {
-                return Err((key, format!("must be > 0, got {v}")));
-            }
-        }
+        ])?;
         if !(self.pressure_cut > 0.0 && self.pressure_cut <= 1.0) {
-            return Err((
+            return Err(InvalidSetting::new(
                 "pressure_cut",
                 format!("must be within (0, 1], got {}", self.pressure_cut),
             ));
         }
-        for (key, v) in [("hard_scale", self.hard_scale), ("jitter", self.jitter)] {
-            if !(0.0..=1.0).contains(&v) {
-                return Err((key, format!("must be within [0, 1], got {v}")));
-            }
-        }
-        Ok(())
+        fractions(&[("hard_scale", self.hard_scale), ("jitter", self.jitter)])
     }
 }
 
@@ -371,32 +364,6 @@ mod tests {
         assert!(
             ends.iter()
                 .all(|e| e.is_some_and(|e| e >= t0 + ms(1_000) && e <= t0 + ms(1_200)))
-        );
-    }
-
-    #[test]
-    fn settings_name_the_offending_key() {
-        let bad = |yaml: &str| {
-            crate::settings::Settings::parse(yaml, "test".into(), Vec::<(String, String)>::new())
-                .unwrap_err()
-                .to_string()
-        };
-        let e = bad("feedback:\n  proportional:\n    gain: 0\n");
-        assert!(e.contains("feedback.proportional.gain"), "{e}");
-        let e = bad("feedback:\n  proportional:\n    offset: 1.5\n");
-        assert!(e.contains("feedback.proportional.offset"), "{e}");
-        let e = bad("feedback:\n  proportional:\n    gainn: 3\n");
-        assert!(e.contains("gainn"), "{e}");
-        let ok = crate::settings::Settings::parse(
-            "feedback:\n  policy: proportional\n  proportional: {gain: 8, offset: 0.1}\n",
-            "test".into(),
-            Vec::<(String, String)>::new(),
-        )
-        .unwrap();
-        assert_eq!(ok.feedback.proportional.gain, 8.0);
-        assert_eq!(
-            crate::settings::PolicyKind::default(),
-            crate::settings::PolicyKind::Proportional
         );
     }
 }

@@ -1,12 +1,14 @@
-//! The seed's step policy: a fixed scale per level.
+//! The step policy of the predecessor (v0): a fixed scale per level.
 
 use serde::Deserialize;
 use tokio::time::Instant;
 
-use super::policy::{Decision, Policy, Signal};
+use super::policy::{Decision, Policy};
 use crate::event::BackpressureLevel;
+use crate::fleet::Signal;
+use crate::invalid::{InvalidSetting, fractions};
 
-/// Scale per level: OK 1.0, SOFT 0.5, HARD 0.0 by default (the seed's map).
+/// Scale per level: OK 1.0, SOFT 0.5, HARD 0.0 by default (the predecessor's map).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StepPolicy {
@@ -35,6 +37,11 @@ impl StepPolicy {
             hard: hard.clamp(0.0, 1.0),
             current: 1.0,
         }
+    }
+
+    /// Checks that every scale lies within [0, 1] (values read from settings are not clamped).
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
+        fractions(&[("ok", self.ok), ("soft", self.soft), ("hard", self.hard)])
     }
 
     /// The scale for `level`.

@@ -49,13 +49,13 @@ pub fn check_http_body(data: &[u8]) {
             );
             super::assert_wire_event(&event);
         }
-        (Ok(Decoded::Seed(_)), Some(Encoding::MessagePack)) => {
-            panic!("read a MessagePack body in the seed's JSON shape")
+        (Ok(Decoded::V0(_)), Some(Encoding::MessagePack)) => {
+            panic!("read a MessagePack body in the v0 JSON shape")
         }
-        (Ok(Decoded::Seed(seed)), Some(Encoding::Json)) => {
-            // The receiver numbers seed events from 1 and stamps them with its clock.
+        (Ok(Decoded::V0(v0)), Some(Encoding::Json)) => {
+            // The receiver numbers v0 events from 1 and stamps them with its clock.
             for (seq, now_ms) in [(1, 0), (u64::MAX, u64::MAX)] {
-                super::assert_wire_event(&seed.clone().into_event(seq, now_ms));
+                super::assert_wire_event(&v0.clone().into_event(seq, now_ms));
             }
         }
     }

@@ -13,10 +13,9 @@ pub use http_body::check_http_body;
 pub use settings::check_settings;
 
 use crate::event::validate_token;
-use crate::event::{FeedbackEvent, SCHEMA_VERSION, decode, decode_json, encode, encode_json};
-
-/// Longest `reason` the decoders accept, in bytes (as in `event::codec`).
-const MAX_REASON_LEN: usize = 256;
+use crate::event::{
+    FeedbackEvent, MAX_REASON_LEN, SCHEMA_VERSION, decode, decode_json, encode, encode_json,
+};
 
 /// A property check: panics when the input breaks a property.
 pub type Check = fn(&[u8]);

@@ -5,7 +5,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::event::BackpressureLevel;
-use crate::feedback::{Policy, Signal};
+use crate::feedback::{FeedbackConfig, Policy, PolicyKind};
+use crate::fleet::Signal;
 use crate::settings::Settings;
 use crate::store::sink::throttle_of;
 
@@ -77,7 +78,21 @@ pub fn check_settings(data: &[u8]) {
             let _ = retry.delay(attempt, unit);
         }
     }
-    drive_policy(settings.feedback.build_policy(0));
+    // Every policy the settings describe, whichever is selected.
+    for kind in [
+        PolicyKind::Step,
+        PolicyKind::Hysteresis,
+        PolicyKind::Proportional,
+    ] {
+        let feedback = FeedbackConfig {
+            enable_feedback: true,
+            policy: kind,
+            ..settings.feedback.clone()
+        };
+        if let Some(policy) = feedback.build_policy(0) {
+            drive_policy(policy);
+        }
+    }
 
     // A throttled store reserves the sink's time for each batch it writes.
     let throttle = throttle_of((), &settings.store.throttle);

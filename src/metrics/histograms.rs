@@ -1,19 +1,17 @@
-//! The library's latency histograms, exported as Prometheus histograms at scrape time.
+//! The probes' histogram readings, exported as Prometheus histograms at scrape time.
 //!
-//! [`Histogram`] records into fine log-linear buckets without locks on the hot path; a
-//! Prometheus collector reads them only when scraped and folds them into fixed `le` bounds, so
-//! nothing on a write or acquire path knows about metrics.
+//! A [`Histogram`](crate::histogram::Histogram) records into fine log-linear buckets without
+//! locks on the hot path; this collector reads them only when scraped and folds them into
+//! fixed `le` bounds, so nothing on a write or acquire path knows about metrics.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::{Bucket, Histogram as ProtoHistogram, LabelPair, Metric, MetricFamily};
 
-use super::catalog::{CATALOG, MetricInfo, MetricKind};
-use super::sources::Sources;
-use crate::histogram::Histogram;
+use super::scrape::Scrape;
+use crate::telemetry::{CATALOG, HistogramReading, MetricKind};
 
 /// Upper bounds of the exported buckets, seconds: 100 µs to 1 min, about three per decade.
 pub const BUCKET_BOUNDS_SECONDS: [f64; 18] = [
@@ -21,95 +19,68 @@ pub const BUCKET_BOUNDS_SECONDS: [f64; 18] = [
     5.0, 10.0, 30.0, 60.0,
 ];
 
-/// A copy of one [`Histogram`]'s buckets and sum.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub(crate) struct HistogramSnapshot {
-    /// (upper bound, count) of the non-empty fine buckets, ascending.
-    buckets: Vec<(Duration, u64)>,
-    sum: Duration,
+/// Values recorded (the sum of the bucket counts, so that `+Inf` always equals `_count`).
+fn count(h: &HistogramReading) -> u64 {
+    h.buckets.iter().map(|(_, n)| n).sum()
 }
 
-impl HistogramSnapshot {
-    /// Reads `h` now.
-    pub(crate) fn of(h: &Histogram) -> Self {
-        Self {
-            buckets: h.buckets(),
-            sum: h.sum(),
+/// Cumulative counts at each of [`BUCKET_BOUNDS_SECONDS`].
+///
+/// A fine bucket counts towards the first bound at or above its own upper bound, which is at
+/// most 12.5% above any value in it: a value just under a bound may land one bound up, never
+/// one down.
+fn cumulative(h: &HistogramReading) -> Vec<(f64, u64)> {
+    let mut out = Vec::with_capacity(BUCKET_BOUNDS_SECONDS.len());
+    let mut fine = h.buckets.iter().peekable();
+    let mut seen = 0;
+    for le in BUCKET_BOUNDS_SECONDS {
+        while let Some((_, n)) = fine.next_if(|(upper, _)| upper.as_secs_f64() <= le) {
+            seen += n;
         }
+        out.push((le, seen));
     }
+    out
+}
 
-    /// Values recorded (the sum of the bucket counts, so that `+Inf` always equals `_count`).
-    pub(crate) fn count(&self) -> u64 {
-        self.buckets.iter().map(|(_, n)| n).sum()
-    }
-
-    /// Cumulative counts at each of [`BUCKET_BOUNDS_SECONDS`].
-    ///
-    /// A fine bucket counts towards the first bound at or above its own upper bound, which is
-    /// at most 12.5% above any value in it: a value just under a bound may land one bound up,
-    /// never one down.
-    pub(crate) fn cumulative(&self) -> Vec<(f64, u64)> {
-        let mut out = Vec::with_capacity(BUCKET_BOUNDS_SECONDS.len());
-        let mut fine = self.buckets.iter().peekable();
-        let mut seen = 0;
-        for le in BUCKET_BOUNDS_SECONDS {
-            while let Some((_, n)) = fine.next_if(|(upper, _)| upper.as_secs_f64() <= le) {
-                seen += n;
-            }
-            out.push((le, seen));
-        }
-        out
-    }
-
-    fn to_proto(&self, labels: &[(&'static str, String)]) -> Metric {
-        let buckets = self
-            .cumulative()
-            .into_iter()
-            .map(|(le, n)| {
-                let mut b = Bucket::default();
-                b.set_upper_bound(le);
-                b.set_cumulative_count(n);
-                b
+fn to_proto(h: &HistogramReading) -> Metric {
+    let buckets = cumulative(h)
+        .into_iter()
+        .map(|(le, n)| {
+            let mut b = Bucket::default();
+            b.set_upper_bound(le);
+            b.set_cumulative_count(n);
+            b
+        })
+        .collect();
+    let mut proto = ProtoHistogram::default();
+    proto.set_sample_count(count(h));
+    proto.set_sample_sum(h.sum.as_secs_f64());
+    proto.set_bucket(buckets);
+    let mut m = Metric::default();
+    m.set_label(
+        h.labels
+            .iter()
+            .map(|(k, v)| {
+                let mut l = LabelPair::default();
+                l.set_name((*k).to_owned());
+                l.set_value(v.clone());
+                l
             })
-            .collect();
-        let mut h = ProtoHistogram::default();
-        h.set_sample_count(self.count());
-        h.set_sample_sum(self.sum.as_secs_f64());
-        h.set_bucket(buckets);
-        let mut m = Metric::default();
-        m.set_label(
-            labels
-                .iter()
-                .map(|(k, v)| {
-                    let mut l = LabelPair::default();
-                    l.set_name((*k).to_owned());
-                    l.set_value(v.clone());
-                    l
-                })
-                .collect(),
-        );
-        m.set_histogram(h);
-        m
-    }
+            .collect(),
+    );
+    m.set_histogram(proto);
+    m
 }
 
-/// One exported histogram series.
-#[derive(Debug, Clone)]
-pub(crate) struct HistogramSample {
-    pub(crate) info: &'static MetricInfo,
-    pub(crate) labels: Vec<(&'static str, String)>,
-    pub(crate) snapshot: HistogramSnapshot,
-}
-
-/// Exports the histogram samples of the current scrape.
+/// Exports the histogram readings of the current scrape.
 pub(crate) struct HistogramCollector {
     descs: Vec<Desc>,
-    sources: Arc<Sources>,
+    scrape: Arc<Scrape>,
 }
 
 impl HistogramCollector {
     /// A collector for every histogram in the catalog.
-    pub(crate) fn new(sources: Arc<Sources>) -> prometheus::Result<Self> {
+    pub(crate) fn new(scrape: Arc<Scrape>) -> prometheus::Result<Self> {
         let descs = CATALOG
             .iter()
             .filter(|m| m.kind == MetricKind::Histogram)
@@ -122,7 +93,7 @@ impl HistogramCollector {
                 )
             })
             .collect::<prometheus::Result<_>>()?;
-        Ok(Self { descs, sources })
+        Ok(Self { descs, scrape })
     }
 }
 
@@ -132,16 +103,19 @@ impl Collector for HistogramCollector {
     }
 
     fn collect(&self) -> Vec<MetricFamily> {
-        let scrape = self.sources.current();
+        let current = self.scrape.current();
         let mut families: Vec<MetricFamily> = Vec::new();
-        for sample in &scrape.histograms {
-            let metric = sample.snapshot.to_proto(&sample.labels);
-            match families.iter_mut().find(|f| f.name() == sample.info.name) {
+        for reading in current.histograms() {
+            let metric = to_proto(reading);
+            match families
+                .iter_mut()
+                .find(|f| f.name() == reading.metric.name)
+            {
                 Some(f) => f.mut_metric().push(metric),
                 None => {
                     let mut f = MetricFamily::default();
-                    f.set_name(sample.info.name.to_owned());
-                    f.set_help(sample.info.help.to_owned());
+                    f.set_name(reading.metric.name.to_owned());
+                    f.set_help(reading.metric.help.to_owned());
                     f.set_field_type(prometheus::proto::MetricType::HISTOGRAM);
                     f.set_metric(vec![metric]);
                     families.push(f);
@@ -155,6 +129,16 @@ impl Collector for HistogramCollector {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+
+    use crate::histogram::Histogram;
+    use crate::telemetry::{QUEUE_WAIT_SECONDS, Readings};
+
+    fn reading(h: &Histogram) -> HistogramReading {
+        let mut r = Readings::default();
+        r.histogram(&QUEUE_WAIT_SECONDS, &[("coordinator_id", "a")], h);
+        r.histograms()[0].clone()
+    }
 
     #[test]
     fn fine_buckets_fold_into_cumulative_bounds() {
@@ -163,10 +147,10 @@ mod tests {
             h.record(Duration::from_millis(ms));
         }
         h.record(Duration::from_secs(120));
-        let s = HistogramSnapshot::of(&h);
-        assert_eq!(s.count(), 6);
+        let s = reading(&h);
+        assert_eq!(count(&s), 6);
         let at = |le: f64| {
-            s.cumulative()
+            cumulative(&s)
                 .into_iter()
                 .find(|(b, _)| *b == le)
                 .map(|(_, n)| n)
@@ -180,15 +164,15 @@ mod tests {
         assert_eq!(at(1.0), 5);
         // Beyond the last bound only +Inf (the count) holds it.
         assert_eq!(at(60.0), 5);
-        let cumulative = s.cumulative();
-        assert!(cumulative.windows(2).all(|w| w[0].1 <= w[1].1));
+        let all = cumulative(&s);
+        assert!(all.windows(2).all(|w| w[0].1 <= w[1].1));
         assert!((s.sum.as_secs_f64() - 120.745).abs() < 1e-9);
     }
 
     #[test]
     fn empty_histogram_exports_zeros() {
-        let s = HistogramSnapshot::of(&Histogram::new());
-        assert_eq!(s.count(), 0);
-        assert!(s.cumulative().iter().all(|(_, n)| *n == 0));
+        let s = reading(&Histogram::new());
+        assert_eq!(count(&s), 0);
+        assert!(cumulative(&s).iter().all(|(_, n)| *n == 0));
     }
 }

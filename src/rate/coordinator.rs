@@ -7,69 +7,12 @@ use std::time::Duration;
 
 use tokio::time::{Instant, sleep, sleep_until};
 
+use super::RateError;
 use super::provider::{Gate, Provider, ProviderConfig};
 use super::scaled::Take;
 use crate::breaker::BreakerState;
 use crate::event::BackpressureLevel;
-
-/// Why a rate call failed.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum RateError {
-    /// No provider of that name was registered.
-    #[error("unknown provider {0:?}")]
-    UnknownProvider(String),
-    /// A provider of that name already exists.
-    #[error("provider {0:?} is already registered")]
-    AlreadyRegistered(String),
-    /// `acquire` asked for more than one burst; it could never be granted at once.
-    #[error("requested {requested} items but provider {provider:?} has capacity {capacity}")]
-    ExceedsCapacity {
-        /// The provider.
-        provider: String,
-        /// Items asked for.
-        requested: u32,
-        /// The provider's burst capacity.
-        capacity: u32,
-    },
-    /// A scale outside [0, 1].
-    #[error("scale must be within [0, 1], got {0}")]
-    InvalidScale(f64),
-    /// A provider setting out of range.
-    #[error("invalid provider setting {key}: {reason}")]
-    InvalidConfig {
-        /// The key.
-        key: &'static str,
-        /// What is wrong.
-        reason: String,
-    },
-}
-
-/// A provider's state, for logs, tests and metrics.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ProviderSnapshot {
-    /// The provider's name.
-    pub name: String,
-    /// Burst capacity in items (never changed by the scale).
-    pub capacity: u32,
-    /// Base rate in items per second (never changed by the scale).
-    pub base_rate: f64,
-    /// Current scale factor.
-    pub scale: f64,
-    /// `base_rate × scale`.
-    pub effective_rate: f64,
-    /// Last pressure level set with `set_global_pressure`.
-    pub pressure: BackpressureLevel,
-    /// Circuit breaker state.
-    pub breaker: BreakerState,
-    /// Consecutive failures recorded.
-    pub failures: u32,
-    /// End of the current cooldown, if any.
-    pub cooling_until: Option<Instant>,
-    /// Scope given to the current cooldown.
-    pub cooldown_scope: Option<String>,
-    /// Items granted so far.
-    pub granted: u64,
-}
+use crate::invalid::InvalidSetting;
 
 /// Providers looked up without a lock: registrations fill these slots in order (under the
 /// map's write lock) and never empty them, so `acquire` finds its provider with atomic loads
@@ -127,7 +70,7 @@ impl RateCoordinator {
         Self::default()
     }
 
-    fn get(&self, name: &str) -> Result<Arc<Provider>, RateError> {
+    pub(super) fn get(&self, name: &str) -> Result<Arc<Provider>, RateError> {
         if let Some(p) = self.providers.slot(name) {
             return Ok(p.clone());
         }
@@ -143,15 +86,9 @@ impl RateCoordinator {
     /// Registers a provider: `capacity` burst, `refill_rate` items per second, the cooldown
     /// used by [`trigger_cooldown`](Self::trigger_cooldown), and its circuit breaker.
     pub fn register_provider(&self, name: &str, config: ProviderConfig) -> Result<(), RateError> {
-        config
-            .validate()
-            .map_err(|(key, reason)| RateError::InvalidConfig { key, reason })?;
-        let provider = Provider::new(name.to_owned(), config.clone()).ok_or_else(|| {
-            RateError::InvalidConfig {
-                key: "refill_rate",
-                reason: "no quota can express this rate".into(),
-            }
-        })?;
+        config.validate()?;
+        let provider = Provider::new(name.to_owned(), config.clone())
+            .ok_or_else(|| InvalidSetting::new("refill_rate", "no quota can express this rate"))?;
         let mut map = self
             .providers
             .map
@@ -333,42 +270,6 @@ impl RateCoordinator {
     /// `provider`'s last pressure level.
     pub fn pressure(&self, provider: &str) -> Result<BackpressureLevel, RateError> {
         Ok(self.get(provider)?.pressure())
-    }
-
-    /// The `q`-quantile of time spent in `acquire` for `provider`.
-    pub fn acquire_wait_quantile(&self, provider: &str, q: f64) -> Result<Duration, RateError> {
-        Ok(self.get(provider)?.acquire_wait.quantile(q))
-    }
-
-    /// Reads the histogram of time spent in `acquire` for `provider`, for exporters.
-    pub fn with_acquire_wait<R>(
-        &self,
-        provider: &str,
-        read: impl FnOnce(&crate::histogram::Histogram) -> R,
-    ) -> Result<R, RateError> {
-        Ok(read(&self.get(provider)?.acquire_wait))
-    }
-
-    /// `provider`'s full state.
-    pub fn snapshot(&self, provider: &str) -> Result<ProviderSnapshot, RateError> {
-        let p = self.get(provider)?;
-        let now = Instant::now();
-        let (breaker, failures) = p.breaker_state(now);
-        let cooling = p.cooling(now);
-        let scale = p.scale();
-        Ok(ProviderSnapshot {
-            name: p.name.clone(),
-            capacity: p.config.capacity,
-            base_rate: p.config.refill_rate,
-            scale,
-            effective_rate: p.config.refill_rate * scale,
-            pressure: p.pressure(),
-            breaker,
-            failures,
-            cooling_until: cooling.as_ref().map(|c| c.0),
-            cooldown_scope: cooling.and_then(|c| c.1),
-            granted: p.granted.load(Relaxed),
-        })
     }
 }
 

@@ -12,12 +12,13 @@ use super::scaled::{ScaledLimiter, Take, quota};
 use crate::breaker::{BreakerState, CircuitBreaker, Permit};
 use crate::event::BackpressureLevel;
 use crate::histogram::Histogram;
+use crate::invalid::{InvalidSetting, at_least_one};
 
 /// Longest cooldown or breaker pause, in seconds (a year): longer is a typo, and a pause is
 /// added to the clock, which must not overflow.
 pub const MAX_PAUSE_SEC: f64 = 365.0 * 24.0 * 3600.0;
 
-/// A provider's limits, as in the seed's `register_provider`.
+/// A provider's limits, as in the predecessor's `register_provider`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ProviderConfig {
@@ -34,7 +35,7 @@ pub struct ProviderConfig {
 }
 
 impl Default for ProviderConfig {
-    /// The seed's defaults: 60 burst, 60/s, 600 s cooldown, breaker 5 failures / 60 s.
+    /// The predecessor's defaults: 60 burst, 60/s, 600 s cooldown, breaker 5 failures / 60 s.
     fn default() -> Self {
         Self {
             capacity: 60,
@@ -47,7 +48,7 @@ impl Default for ProviderConfig {
 }
 
 impl ProviderConfig {
-    /// A provider with this burst and base rate and the seed's other defaults.
+    /// A provider with this burst and base rate and the predecessor's other defaults.
     pub fn new(capacity: u32, refill_rate: f64) -> Self {
         Self {
             capacity,
@@ -57,18 +58,16 @@ impl ProviderConfig {
     }
 
     /// Checks ranges, naming the offending key.
-    pub fn validate(&self) -> Result<(), (&'static str, String)> {
-        if self.capacity == 0 {
-            return Err(("capacity", "must be at least 1".into()));
-        }
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
+        at_least_one(&[("capacity", u64::from(self.capacity))])?;
         if !(self.refill_rate > 0.0 && self.refill_rate.is_finite()) {
-            return Err((
+            return Err(InvalidSetting::new(
                 "refill_rate",
                 format!("must be > 0, got {}", self.refill_rate),
             ));
         }
         if quota(self.capacity, self.refill_rate).is_none() {
-            return Err((
+            return Err(InvalidSetting::new(
                 "refill_rate",
                 format!(
                     "a burst of {} at {:?}/s takes over a century to refill",
@@ -81,7 +80,7 @@ impl ProviderConfig {
             ("breaker_timeout_sec", self.breaker_timeout_sec),
         ] {
             if !(0.0..=MAX_PAUSE_SEC).contains(&v) {
-                return Err((
+                return Err(InvalidSetting::new(
                     key,
                     format!("must be within [0, {MAX_PAUSE_SEC}], got {v:?}"),
                 ));

@@ -1,147 +1,45 @@
-//! Settings: one YAML file in the seed's shape, overridden by `MDP_*` / `MDS_*` environment
+//! Settings: one YAML file (in the predecessor's shape, extended), overridden by environment
 //! variables, rejected with an error naming the key when unknown or out of range.
+//!
+//! Each component owns its section (type, defaults, validation); this module only assembles
+//! the file and environment layers into them and hands each binary the sections it reads
+//! ([`Settings::store_setup`], [`agent_setup`](Settings::agent_setup),
+//! [`bridge_setup`](Settings::bridge_setup)).
 
 mod env;
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::Deserialize;
 use serde_yaml_ng::Value;
 
-use crate::agent::AgentConfig;
-use crate::bridge::BridgeConfig;
-use crate::bus::http::{HttpEmitterConfig, HttpReceiverConfig};
+use crate::agent::{AgentConfig, AgentSetup};
+use crate::bridge::{BridgeConfig, BridgeSetup};
+use crate::bus::http::HttpConfig;
 use crate::bus::nats::NatsOptions;
 use crate::coordinator::CoordinatorConfig;
-use crate::event::CoordinatorId;
-use crate::feedback::{
-    FleetConfig, HysteresisConfig, HysteresisPolicy, Policy, ProportionalConfig,
-    ProportionalPolicy, StepPolicy,
-};
+use crate::feedback::FeedbackConfig;
+use crate::invalid::InvalidSetting;
 use crate::metrics::MetricsConfig;
-use crate::rate::{ProviderConfig, RateCoordinator, RateError};
-use crate::store::StoreConfig;
+use crate::rate::RateConfig;
+use crate::store::{StoreConfig, StoreSetup};
 
 pub use env::EnvError;
-
-/// Which policy an agent runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PolicyKind {
-    /// [`ProportionalPolicy`]: the default; the scale falls with the queue's depth.
-    #[default]
-    Proportional,
-    /// [`HysteresisPolicy`]: level ceilings, dwell and gradual ramp.
-    Hysteresis,
-    /// [`StepPolicy`]: the seed's fixed map.
-    Step,
-}
-
-/// The agent's feedback settings (`feedback:`).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct FeedbackSettings {
-    /// When false the agent ignores feedback and runs at base rates.
-    pub enable_feedback: bool,
-    /// The provider whose rate feedback scales; `*` for every registered provider.
-    pub provider_name: String,
-    /// Coordinators to listen to (empty: all).
-    pub coordinators: Vec<CoordinatorId>,
-    /// The policy.
-    pub policy: PolicyKind,
-    /// Settings of the step policy.
-    pub step: StepPolicy,
-    /// Settings of the hysteresis policy.
-    pub hysteresis: HysteresisConfig,
-    /// Settings of the proportional policy.
-    pub proportional: ProportionalConfig,
-    /// Ordering, staleness and expiry of events.
-    pub fleet: FleetConfig,
-}
-
-impl Default for FeedbackSettings {
-    fn default() -> Self {
-        Self {
-            enable_feedback: true,
-            provider_name: "ibkr".into(),
-            coordinators: Vec::new(),
-            policy: PolicyKind::default(),
-            step: StepPolicy::default(),
-            hysteresis: HysteresisConfig::default(),
-            proportional: ProportionalConfig::default(),
-            fleet: FleetConfig::default(),
-        }
-    }
-}
-
-impl FeedbackSettings {
-    /// The configured policy; `seed` spreads agents' jitter apart.
-    pub fn build_policy(&self, seed: u64) -> Box<dyn Policy> {
-        match self.policy {
-            PolicyKind::Proportional => {
-                Box::new(ProportionalPolicy::new(self.proportional.clone(), seed))
-            }
-            PolicyKind::Hysteresis => {
-                Box::new(HysteresisPolicy::new(self.hysteresis.clone(), seed))
-            }
-            PolicyKind::Step => Box::new(self.step.clone()),
-        }
-    }
-
-    /// The providers feedback applies to, given what `rate` has registered.
-    pub fn providers(&self, rate: &RateCoordinator) -> Vec<String> {
-        if self.provider_name == "*" {
-            rate.provider_names()
-        } else {
-            vec![self.provider_name.clone()]
-        }
-    }
-}
-
-/// Provider limits (`rate_coordinator:`).
-#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RateSettings {
-    /// Limits per provider name.
-    pub providers: BTreeMap<String, ProviderConfig>,
-}
-
-impl RateSettings {
-    /// A rate coordinator with every provider registered.
-    pub fn build(&self) -> Result<RateCoordinator, RateError> {
-        let rate = RateCoordinator::new();
-        for (name, config) in &self.providers {
-            rate.register_provider(name, config.clone())?;
-        }
-        Ok(rate)
-    }
-}
-
-/// The HTTP transport (`http:`).
-#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct HttpSettings {
-    /// The agent's `POST /feedback` receiver.
-    pub receiver: HttpReceiverConfig,
-    /// The store's emitter (used when `urls` is not empty).
-    pub emitter: HttpEmitterConfig,
-}
 
 /// Everything configurable, for every binary. Every field has a default.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
     /// The agent's feedback handling.
-    pub feedback: FeedbackSettings,
+    pub feedback: FeedbackConfig,
     /// The agent's providers.
-    pub rate_coordinator: RateSettings,
+    pub rate_coordinator: RateConfig,
     /// The store's write coordinator.
     pub coordinator: CoordinatorConfig,
     /// The NATS connection and subjects, for every component.
     pub nats: NatsOptions,
     /// The HTTP transport.
-    pub http: HttpSettings,
+    pub http: HttpConfig,
     /// Where `/metrics` is served.
     pub metrics: MetricsConfig,
     /// The metrics bridge.
@@ -187,11 +85,17 @@ pub enum SettingsError {
 }
 
 impl SettingsError {
-    fn invalid(key: impl Into<String>, reason: impl Into<String>) -> Self {
+    /// `key` is wrong; `sources` says which keys came from which variable.
+    fn invalid(key: String, reason: String, sources: &[(String, String)]) -> Self {
+        let origin = sources
+            .iter()
+            .find(|(path, _)| key == *path || key.starts_with(&format!("{path}.")))
+            .map(|(_, var)| format!(" (from {var})"))
+            .unwrap_or_default();
         Self::Invalid {
-            key: key.into(),
-            origin: String::new(),
-            reason: reason.into(),
+            key,
+            origin,
+            reason,
         }
     }
 }
@@ -239,91 +143,51 @@ impl Settings {
         let sources = env::apply(&mut tree, vars)?;
         let settings: Settings = serde_path_to_error::deserialize(tree).map_err(|e| {
             let key = e.path().to_string();
-            let origin = sources
-                .iter()
-                .find(|(path, _)| key == **path || key.starts_with(&format!("{path}.")))
-                .map(|(_, var)| format!(" (from {var})"))
-                .unwrap_or_default();
-            SettingsError::Invalid {
-                key,
-                origin,
-                reason: e.into_inner().to_string(),
-            }
+            SettingsError::invalid(key, e.into_inner().to_string(), &sources)
         })?;
-        settings.validate()?;
+        settings
+            .validate()
+            .map_err(|e| SettingsError::invalid(e.key, e.reason, &sources))?;
         Ok(settings)
     }
 
-    /// Range checks that types alone cannot express.
-    pub fn validate(&self) -> Result<(), SettingsError> {
-        self.coordinator
-            .validate()
-            .map_err(|e| SettingsError::invalid(format!("coordinator.{}", e.key), e.reason))?;
-        for (name, p) in &self.rate_coordinator.providers {
-            p.validate().map_err(|(key, reason)| {
-                SettingsError::invalid(format!("rate_coordinator.providers.{name}.{key}"), reason)
-            })?;
+    /// Range checks that types alone cannot express, for every binary's sections.
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
+        self.store_setup().validate()?;
+        self.agent_setup().validate()?;
+        self.bridge_setup().validate()
+    }
+
+    /// What a store node reads.
+    pub fn store_setup(&self) -> StoreSetup {
+        StoreSetup {
+            store: self.store.clone(),
+            coordinator: self.coordinator.clone(),
+            nats: self.nats.clone(),
+            emitter: self.http.emitter.clone(),
+            metrics: self.metrics.clone(),
         }
-        let fb = &self.feedback;
-        fb.hysteresis
-            .validate()
-            .map_err(|(k, r)| SettingsError::invalid(format!("feedback.hysteresis.{k}"), r))?;
-        fb.proportional
-            .validate()
-            .map_err(|(k, r)| SettingsError::invalid(format!("feedback.proportional.{k}"), r))?;
-        fb.fleet
-            .validate()
-            .map_err(|(k, r)| SettingsError::invalid(format!("feedback.fleet.{k}"), r))?;
-        for (key, v) in [
-            ("ok", fb.step.ok),
-            ("soft", fb.step.soft),
-            ("hard", fb.step.hard),
-        ] {
-            if !(0.0..=1.0).contains(&v) {
-                return Err(SettingsError::invalid(
-                    format!("feedback.step.{key}"),
-                    format!("must be within [0, 1], got {v}"),
-                ));
-            }
+    }
+
+    /// What an agent reads.
+    pub fn agent_setup(&self) -> AgentSetup {
+        AgentSetup {
+            agent: self.agent.clone(),
+            rate: self.rate_coordinator.clone(),
+            feedback: self.feedback.clone(),
+            nats: self.nats.clone(),
+            receiver: self.http.receiver.clone(),
+            metrics: self.metrics.clone(),
         }
-        self.bridge
-            .validate()
-            .map_err(|e| SettingsError::invalid(format!("bridge.{}", e.0), e.1))?;
-        self.agent
-            .validate()
-            .map_err(|(k, r)| SettingsError::invalid(format!("agent.{k}"), r))?;
-        self.store
-            .validate()
-            .map_err(|(k, r)| SettingsError::invalid(format!("store.{k}"), r))?;
-        self.nats
-            .validate()
-            .map_err(|(k, r)| SettingsError::invalid(format!("nats.{k}"), r))?;
-        self.http
-            .receiver
-            .validate()
-            .map_err(|e| SettingsError::invalid(format!("http.receiver.{}", e.key), e.reason))?;
-        if !self.http.emitter.urls.is_empty() {
-            self.http
-                .emitter
-                .validate()
-                .map_err(|e| SettingsError::invalid(format!("http.emitter.{}", e.key), e.reason))?;
+    }
+
+    /// What a bridge reads.
+    pub fn bridge_setup(&self) -> BridgeSetup {
+        BridgeSetup {
+            bridge: self.bridge.clone(),
+            nats: self.nats.clone(),
+            metrics: self.metrics.clone(),
         }
-        let providers = &self.rate_coordinator.providers;
-        if fb.enable_feedback
-            && fb.provider_name != "*"
-            && !providers.is_empty()
-            && !providers.contains_key(&fb.provider_name)
-        {
-            return Err(SettingsError::invalid(
-                "feedback.provider_name",
-                format!(
-                    "{:?} is not among rate_coordinator.providers ({})",
-                    fb.provider_name,
-                    providers.keys().cloned().collect::<Vec<_>>().join(", ")
-                ),
-            ));
-        }
-        Ok(())
     }
 }
 

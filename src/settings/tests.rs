@@ -1,6 +1,6 @@
 use super::*;
 use crate::coordinator::{OverflowStrategy, Watermark};
-use crate::feedback::Fallback;
+use crate::fleet::Fallback;
 
 fn vars(list: &[(&str, &str)]) -> Vec<(String, String)> {
     list.iter()
@@ -8,7 +8,7 @@ fn vars(list: &[(&str, &str)]) -> Vec<(String, String)> {
         .collect()
 }
 
-const SEED_YAML: &str = r#"
+const V0_YAML: &str = r#"
 feedback:
   enable_feedback: true
   provider_name: "ibkr"
@@ -22,8 +22,8 @@ rate_coordinator:
 "#;
 
 #[test]
-fn reads_the_seed_example() {
-    let s = Settings::parse(SEED_YAML, "seed".into(), vec![]).unwrap();
+fn reads_the_predecessors_example() {
+    let s = Settings::parse(V0_YAML, "v0".into(), vec![]).unwrap();
     assert!(s.feedback.enable_feedback);
     assert_eq!(s.feedback.provider_name, "ibkr");
     let ibkr = &s.rate_coordinator.providers["ibkr"];
@@ -37,8 +37,8 @@ fn reads_the_seed_example() {
 #[test]
 fn environment_overrides_the_file() {
     let s = Settings::parse(
-        SEED_YAML,
-        "seed".into(),
+        V0_YAML,
+        "v0".into(),
         vars(&[
             ("MDP_FB_ENABLE_FEEDBACK", "false"),
             ("MDP_RATE_IBKR_CAPACITY", "250"),
@@ -100,12 +100,12 @@ fn invalid_values_are_rejected_by_name() {
         &[],
     );
     assert!(e.contains("watermark"), "{e}");
-    let e = error_of(SEED_YAML, &[("MDP_RATE_IBKR_REFILL_RATE", "-1")]);
+    let e = error_of(V0_YAML, &[("MDP_RATE_IBKR_REFILL_RATE", "-1")]);
     assert!(
         e.contains("rate_coordinator.providers.ibkr.refill_rate"),
         "{e}"
     );
-    let e = error_of(SEED_YAML, &[("MDP_FB_PROVIDER_NAME", "polygon")]);
+    let e = error_of(V0_YAML, &[("MDP_FB_PROVIDER_NAME", "polygon")]);
     assert!(e.contains("feedback.provider_name"), "{e}");
     let e = error_of("feedback:\n  policy: pid\n", &[]);
     assert!(e.contains("feedback.policy"), "{e}");
@@ -184,4 +184,30 @@ fn security_settings_come_from_the_file_and_backflow_variables() {
     assert!(err.contains("nats.signing.seed"), "{err}");
     let err = error_of("nats: {inbox_prefix: 'a b'}", &[]);
     assert!(err.contains("nats.inbox_prefix"), "{err}");
+}
+
+#[test]
+fn proportional_settings_name_the_offending_key() {
+    let bad = |yaml: &str| {
+        Settings::parse(yaml, "test".into(), Vec::<(String, String)>::new())
+            .unwrap_err()
+            .to_string()
+    };
+    let e = bad("feedback:\n  proportional:\n    gain: 0\n");
+    assert!(e.contains("feedback.proportional.gain"), "{e}");
+    let e = bad("feedback:\n  proportional:\n    offset: 1.5\n");
+    assert!(e.contains("feedback.proportional.offset"), "{e}");
+    let e = bad("feedback:\n  proportional:\n    gainn: 3\n");
+    assert!(e.contains("gainn"), "{e}");
+    let ok = Settings::parse(
+        "feedback:\n  policy: proportional\n  proportional: {gain: 8, offset: 0.1}\n",
+        "test".into(),
+        Vec::<(String, String)>::new(),
+    )
+    .unwrap();
+    assert_eq!(ok.feedback.proportional.gain, 8.0);
+    assert_eq!(
+        crate::feedback::PolicyKind::default(),
+        crate::feedback::PolicyKind::Proportional
+    );
 }

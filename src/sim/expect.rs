@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use super::metrics::Figures;
+use super::figures::Figures;
 
 /// An inclusive range; YAML `[0.97, .inf]` leaves the top open.
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]

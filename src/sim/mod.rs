@@ -8,7 +8,8 @@
 //! tokio's `select!` polls ready branches, which can move a figure by one histogram bucket).
 
 mod expect;
-mod metrics;
+mod figures;
+mod measure;
 pub mod plot;
 mod producer;
 mod report;
@@ -18,9 +19,10 @@ mod spec;
 mod world;
 
 pub use expect::{Expect, Range, relative};
-pub use metrics::{Figures, SETTLE_BAND, StepFigures, figures, jain};
+pub use figures::{Figures, SETTLE_BAND, StepFigures, jain};
+pub use measure::figures;
 pub use report::Comparison;
-pub use scenario::{PolicyChoice, Scenario, ScenarioError};
+pub use scenario::{Scenario, ScenarioError};
 pub use sink::SimSink;
 pub use spec::{AgentSpec, Brownout, LoadStep, Silence, SinkSpec, StoreSpec, Window};
 pub use world::{Sample, StoreOutcome, Trace, run};
@@ -31,7 +33,7 @@ pub async fn compare(scenario: &Scenario) -> Comparison {
     let mut figures = Vec::with_capacity(scenario.policies.len());
     for &policy in &scenario.policies {
         let trace = run(scenario, policy).await;
-        figures.push(metrics::figures(scenario, &trace));
+        figures.push(measure::figures(scenario, &trace));
         traces.push(trace);
     }
     Comparison {

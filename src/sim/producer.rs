@@ -9,13 +9,12 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
-use super::scenario::PolicyChoice;
 use super::spec::AgentSpec;
+use crate::agent::LocalAgent;
 use crate::bus::MemorySubscription;
 use crate::coordinator::WriteCoordinator;
-use crate::feedback::{FeedbackHandler, HandlerStats};
-use crate::rate::{ProviderConfig, RateCoordinator};
-use crate::settings::{FeedbackSettings, PolicyKind};
+use crate::feedback::{FeedbackConfig, PolicyKind};
+use crate::rate::{RateCoordinator, RateError};
 
 const PROVIDER: &str = "sim";
 
@@ -25,26 +24,16 @@ pub(super) struct Plan {
     pub(super) spec: AgentSpec,
     /// Each agent's share of the sinks' total capacity, rows per second.
     pub(super) share: f64,
-    pub(super) policy: PolicyChoice,
-    pub(super) feedback: FeedbackSettings,
+    pub(super) policy: PolicyKind,
+    pub(super) feedback: FeedbackConfig,
     pub(super) seed: u64,
 }
 
 pub(super) struct Producer {
-    rate: RateCoordinator,
-    handler: Option<Arc<HandlerStats>>,
+    agent: LocalAgent,
     /// Rows this agent submitted.
     pub(super) offered: Arc<AtomicU64>,
-    tasks: Vec<JoinHandle<()>>,
-}
-
-fn kind(policy: PolicyChoice) -> Option<PolicyKind> {
-    match policy {
-        PolicyChoice::None => None,
-        PolicyChoice::Step => Some(PolicyKind::Step),
-        PolicyChoice::Hysteresis => Some(PolicyKind::Hysteresis),
-        PolicyChoice::Proportional => Some(PolicyKind::Proportional),
-    }
+    task: JoinHandle<()>,
 }
 
 impl Producer {
@@ -54,60 +43,43 @@ impl Producer {
         subscription: MemorySubscription,
         origin: Instant,
         stop: CancellationToken,
-    ) -> Self {
-        let rate = RateCoordinator::new();
-        let base = plan.spec.base_factor() * plan.share;
-        let chunk = plan.spec.chunk;
-        // A burst of 50 ms at the base rate, never less than one chunk.
-        let burst = ((base / 20.0) as u32).max(chunk);
-        // A fresh coordinator and a validated scenario: registering cannot fail.
-        let _ = rate.register_provider(PROVIDER, ProviderConfig::new(burst, base));
-        let mut tasks = Vec::new();
-        let mut handler = None;
-        if let Some(kind) = kind(plan.policy) {
-            let settings = FeedbackSettings {
-                policy: kind,
-                ..plan.feedback.clone()
-            };
-            let policy = settings.build_policy(plan.seed ^ (plan.index as u64 + 1));
-            let fleet = settings.fleet.clone();
-            if let Ok(h) = FeedbackHandler::new(rate.clone(), [PROVIDER], policy, fleet) {
-                handler = Some(h.stats());
-                let stop = stop.clone();
-                tasks.push(tokio::spawn(async move {
-                    h.run(subscription, stop.cancelled_owned()).await;
-                }));
-            }
-        }
+    ) -> Result<Self, RateError> {
+        let feedback = FeedbackConfig {
+            policy: plan.policy,
+            ..plan.feedback.clone()
+        };
+        let agent = LocalAgent::start(
+            PROVIDER,
+            plan.spec.limits(plan.share),
+            &feedback,
+            plan.seed ^ (plan.index as u64 + 1),
+            subscription,
+            stop.clone(),
+        )?;
         let offered = Arc::new(AtomicU64::new(0));
-        tasks.push(tokio::spawn(produce(
+        let task = tokio::spawn(produce(
             plan,
-            rate.clone(),
+            agent.rate().clone(),
             stores,
             offered.clone(),
             origin,
             stop,
-        )));
-        Self {
-            rate,
-            handler,
+        ));
+        Ok(Self {
+            agent,
             offered,
-            tasks,
-        }
+            task,
+        })
     }
 
     /// The scale currently applied.
     pub(super) fn scale(&self) -> f64 {
-        match &self.handler {
-            Some(h) => h.scale(),
-            None => self.rate.scale(PROVIDER).unwrap_or(1.0),
-        }
+        self.agent.scale()
     }
 
     pub(super) async fn join(self) {
-        for t in self.tasks {
-            let _ = t.await;
-        }
+        let _ = self.task.await;
+        self.agent.join().await;
     }
 }
 

@@ -4,9 +4,10 @@
 use std::fmt::{self, Write as _};
 
 use super::expect::relative;
-use super::metrics::Figures;
-use super::scenario::{PolicyChoice, Scenario};
+use super::figures::Figures;
+use super::scenario::Scenario;
 use super::world::Trace;
+use crate::feedback::PolicyKind;
 
 /// Every policy's run of one scenario.
 #[derive(Debug, Clone)]
@@ -29,13 +30,13 @@ fn seconds(v: f64) -> String {
 
 impl Comparison {
     /// The figures of `policy`'s run, if it ran.
-    pub fn get(&self, policy: PolicyChoice) -> Option<&Figures> {
+    pub fn get(&self, policy: PolicyKind) -> Option<&Figures> {
         self.figures.iter().find(|f| f.policy == policy)
     }
 
     /// Every figure outside the scenario's expected ranges, all policies.
     pub fn violations(&self) -> Vec<String> {
-        let step = self.get(PolicyChoice::Step);
+        let step = self.get(PolicyKind::Step);
         self.figures
             .iter()
             .flat_map(|f| match self.scenario.expect.get(&f.policy) {
@@ -64,7 +65,7 @@ impl Comparison {
             steps.join(", ")
         );
         let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|---|");
-        let step = self.get(PolicyChoice::Step);
+        let step = self.get(PolicyKind::Step);
         for f in &self.figures {
             let rel = step.map(|s| relative(f, s));
             let rel_of = |name: &str| {

@@ -2,6 +2,14 @@
 
 use serde::Deserialize;
 
+use crate::invalid::{InvalidSetting, at_least_one, fractions};
+use crate::rate::ProviderConfig;
+
+/// Finite and above 0.
+pub(super) fn positive(v: f64) -> bool {
+    v > 0.0 && v.is_finite()
+}
+
 /// A window of time within the run, in seconds from its start.
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -204,5 +212,95 @@ impl AgentSpec {
     pub fn base_factor(&self) -> f64 {
         self.base
             .unwrap_or_else(|| self.load.iter().map(|s| s.factor).fold(0.0, f64::max))
+    }
+}
+
+impl SinkSpec {
+    /// Checks that the sink can run, naming the offending key.
+    pub(super) fn check(&self) -> Result<(), InvalidSetting> {
+        if !positive(self.rows_per_sec) {
+            return Err(InvalidSetting::new("rows_per_sec", "must be > 0"));
+        }
+        if !(self.latency_ms >= 0.0 && self.latency_ms.is_finite()) {
+            return Err(InvalidSetting::new("latency_ms", "must be >= 0"));
+        }
+        fractions(&[("jitter", self.jitter)])?;
+        if self
+            .brownouts
+            .iter()
+            .any(|b| !(b.factor > 0.0 && b.factor <= 1.0))
+        {
+            return Err(InvalidSetting::new(
+                "brownouts.factor",
+                "must be within (0, 1]",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl StoreSpec {
+    /// Checks that the stores can run, naming the offending key.
+    pub(super) fn check(&self) -> Result<(), InvalidSetting> {
+        if self.count == 0 || self.count > 16 {
+            return Err(InvalidSetting::new("count", "must be within [1, 16]"));
+        }
+        if self.silences.iter().any(|s| s.store >= self.count) {
+            return Err(InvalidSetting::new(
+                "silences.store",
+                "names a store that does not exist",
+            ));
+        }
+        if !(self.low_watermark > 0.0 && self.low_watermark < self.high_watermark)
+            || self.high_watermark > 1.0
+        {
+            return Err(InvalidSetting::new(
+                "low_watermark/high_watermark",
+                "need 0 < low < high <= 1",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl AgentSpec {
+    /// One agent's rate limits when its share of the sinks' capacity is `share` rows/s: its
+    /// base rate, with a burst of 50 ms of it, never less than one chunk.
+    pub(super) fn limits(&self, share: f64) -> ProviderConfig {
+        let base = self.base_factor() * share;
+        ProviderConfig::new(((base / 20.0) as u32).max(self.chunk), base)
+    }
+
+    /// Checks that the agents can run, naming the offending key.
+    pub(super) fn check(&self) -> Result<(), InvalidSetting> {
+        if self.count == 0 || self.count > 10_000 {
+            return Err(InvalidSetting::new("count", "must be within [1, 10000]"));
+        }
+        fractions(&[("noise", self.noise)])?;
+        at_least_one(&[("chunk", u64::from(self.chunk))])?;
+        if self.load.is_empty()
+            || self
+                .load
+                .iter()
+                .any(|s| !(s.factor >= 0.0 && s.factor.is_finite()))
+        {
+            return Err(InvalidSetting::new("load", "needs steps with factors >= 0"));
+        }
+        if self.load.windows(2).any(|w| w[1].at_s <= w[0].at_s) {
+            return Err(InvalidSetting::new(
+                "load",
+                "steps must be in increasing time order",
+            ));
+        }
+        if !positive(self.base_factor()) {
+            return Err(InvalidSetting::new("base", "must be > 0"));
+        }
+        if self.base_factor() < self.load.iter().map(|s| s.factor).fold(0.0, f64::max) {
+            return Err(InvalidSetting::new(
+                "base",
+                "must cover the largest load factor",
+            ));
+        }
+        Ok(())
     }
 }

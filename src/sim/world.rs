@@ -9,7 +9,7 @@ use tokio::time::{Instant, MissedTickBehavior, interval};
 use tokio_util::sync::CancellationToken;
 
 use super::producer::{Plan, Producer};
-use super::scenario::{PolicyChoice, Scenario};
+use super::scenario::Scenario;
 use super::sink::SimSink;
 use super::spec::Window;
 use crate::bus::{BusError, FeedbackPublisher, Interest, MemoryBus};
@@ -17,6 +17,7 @@ use crate::coordinator::{
     CoordinatorConfig, MemorySink, OverflowStrategy, StatsSnapshot, Watermark, WriteCoordinator,
 };
 use crate::event::{BackpressureLevel, CoordinatorId, FeedbackEvent, InstanceId};
+use crate::feedback::PolicyKind;
 
 /// One point of a run's trace.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,7 +57,7 @@ pub struct StoreOutcome {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Trace {
     /// The policy the agents ran.
-    pub policy: PolicyChoice,
+    pub policy: PolicyKind,
     /// Samples every `sample_ms`, from 0 to the end.
     pub samples: Vec<Sample>,
     /// Rows each agent had submitted at the end of the warm-up.
@@ -166,55 +167,15 @@ fn sample(
 
 /// Runs `scenario` with every agent on `policy` and returns the trace. Runs on tokio's
 /// clock: under paused time a minute of simulated load takes seconds.
-pub async fn run(scenario: &Scenario, policy: PolicyChoice) -> Trace {
+pub async fn run(scenario: &Scenario, policy: PolicyKind) -> Trace {
     let origin = Instant::now();
     let bus = MemoryBus::new(4_096);
     let stores: Vec<WriteCoordinator<u64>> = (0..scenario.store.count)
         .map(|i| start_store(scenario, i, &bus, origin))
         .collect();
     let stop = CancellationToken::new();
-    let share = scenario.total_capacity() / scenario.agents.count as f64;
-    let producers: Vec<Producer> = (0..scenario.agents.count)
-        .map(|index| {
-            Producer::start(
-                Plan {
-                    index,
-                    spec: scenario.agents.clone(),
-                    share,
-                    policy,
-                    feedback: scenario.feedback.clone(),
-                    seed: scenario.seed,
-                },
-                stores.clone(),
-                bus.subscribe(Interest::All),
-                origin,
-                stop.clone(),
-            )
-        })
-        .collect();
-    let offered = |producers: &[Producer]| -> Vec<u64> {
-        producers
-            .iter()
-            .map(|p| p.offered.load(std::sync::atomic::Ordering::Relaxed))
-            .collect()
-    };
-
-    let step = Duration::from_millis(scenario.sample_ms);
-    let mut tick = interval(step);
-    tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
-    let mut samples = Vec::new();
-    let mut offered_at_warmup = None;
-    loop {
-        let at = tick.tick().await;
-        let t = at.saturating_duration_since(origin).as_secs_f64();
-        if offered_at_warmup.is_none() && t >= scenario.warmup_s {
-            offered_at_warmup = Some(offered(&producers));
-        }
-        samples.push(sample(scenario, t, &stores, &producers));
-        if t + 1e-9 >= scenario.duration_s {
-            break;
-        }
-    }
+    let producers = start_producers(scenario, policy, &stores, &bus, origin, &stop);
+    let (samples, offered_at_warmup) = record(scenario, origin, &stores, &producers).await;
     let offered_at_end = offered(&producers);
     stop.cancel();
     for p in producers {
@@ -234,8 +195,72 @@ pub async fn run(scenario: &Scenario, policy: PolicyChoice) -> Trace {
     Trace {
         policy,
         samples,
-        offered_at_warmup: offered_at_warmup.unwrap_or_default(),
+        offered_at_warmup,
         offered_at_end,
         stores: outcomes,
     }
+}
+
+/// Rows each producer submitted so far.
+fn offered(producers: &[Producer]) -> Vec<u64> {
+    producers
+        .iter()
+        .map(|p| p.offered.load(std::sync::atomic::Ordering::Relaxed))
+        .collect()
+}
+
+/// One producer per agent, each with its share of the sinks' capacity.
+fn start_producers(
+    scenario: &Scenario,
+    policy: PolicyKind,
+    stores: &[WriteCoordinator<u64>],
+    bus: &MemoryBus,
+    origin: Instant,
+    stop: &CancellationToken,
+) -> Vec<Producer> {
+    let share = scenario.total_capacity() / scenario.agents.count as f64;
+    (0..scenario.agents.count)
+        .map(|index| {
+            let plan = Plan {
+                index,
+                spec: scenario.agents.clone(),
+                share,
+                policy,
+                feedback: scenario.feedback.clone(),
+                seed: scenario.seed,
+            };
+            let subscription = bus.subscribe(Interest::All);
+            match Producer::start(plan, stores.to_vec(), subscription, origin, stop.clone()) {
+                Ok(producer) => producer,
+                // The scenario was validated, its agents' limits included.
+                Err(e) => unreachable!("simulated agent limits are valid: {e}"),
+            }
+        })
+        .collect()
+}
+
+/// Samples the run every `sample_ms` until `duration_s`; returns the samples and the rows
+/// each producer had submitted at the end of the warm-up.
+async fn record(
+    scenario: &Scenario,
+    origin: Instant,
+    stores: &[WriteCoordinator<u64>],
+    producers: &[Producer],
+) -> (Vec<Sample>, Vec<u64>) {
+    let mut tick = interval(Duration::from_millis(scenario.sample_ms));
+    tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
+    let mut samples = Vec::new();
+    let mut offered_at_warmup = None;
+    loop {
+        let at = tick.tick().await;
+        let t = at.saturating_duration_since(origin).as_secs_f64();
+        if offered_at_warmup.is_none() && t >= scenario.warmup_s {
+            offered_at_warmup = Some(offered(producers));
+        }
+        samples.push(sample(scenario, t, stores, producers));
+        if t + 1e-9 >= scenario.duration_s {
+            break;
+        }
+    }
+    (samples, offered_at_warmup.unwrap_or_default())
 }

@@ -1,8 +1,13 @@
-//! The store's settings (`store:`).
+//! The store's settings (`store:`) and everything a store node needs to start.
 
 use serde::Deserialize;
 
 use super::sink::{SinkConfig, ThrottleConfig};
+use crate::bus::http::HttpEmitterConfig;
+use crate::bus::nats::NatsOptions;
+use crate::coordinator::CoordinatorConfig;
+use crate::invalid::{InvalidSetting, at_least_one};
+use crate::metrics::MetricsConfig;
 
 /// The write stream's limits (`store.stream:`).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -88,8 +93,8 @@ impl Default for StoreConfig {
 
 impl StoreConfig {
     /// Checks ranges, naming the offending key.
-    pub fn validate(&self) -> Result<(), (&'static str, String)> {
-        let positive = [
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
+        at_least_one(&[
             ("fetch_batch", self.fetch_batch as u64),
             ("rows_per_message", self.rows_per_message as u64),
             ("idle_poll_ms", self.idle_poll_ms),
@@ -97,14 +102,41 @@ impl StoreConfig {
             ("ack_wait_ms", self.ack_wait_ms),
             ("backlog_poll_ms", self.backlog_poll_ms),
             ("stream.replicas", self.stream.replicas as u64),
-        ];
-        for (key, v) in positive {
-            if v == 0 {
-                return Err((key, "must be at least 1".into()));
-            }
-        }
+        ])?;
         if !(self.throttle.rows_per_sec >= 0.0 && self.throttle.rows_per_sec.is_finite()) {
-            return Err(("throttle.rows_per_sec", "must be >= 0".into()));
+            return Err(InvalidSetting::new("throttle.rows_per_sec", "must be >= 0"));
+        }
+        Ok(())
+    }
+}
+
+/// Everything a store node needs to start: its own section and the shared ones it reads.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct StoreSetup {
+    /// `store:`: the consumer, the database, draining.
+    pub store: StoreConfig,
+    /// `coordinator:`: the write queue and its feedback.
+    pub coordinator: CoordinatorConfig,
+    /// `nats:`: the connection, subjects and signing.
+    pub nats: NatsOptions,
+    /// `http.emitter:`: agents to POST feedback to as well (none by default).
+    pub emitter: HttpEmitterConfig,
+    /// `metrics:`: where `/metrics` is served.
+    pub metrics: MetricsConfig,
+}
+
+impl StoreSetup {
+    /// Checks every section, naming the offending key in full.
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
+        self.store.validate().map_err(|e| e.under("store"))?;
+        self.coordinator
+            .validate()
+            .map_err(|e| e.under("coordinator"))?;
+        self.nats.validate().map_err(|e| e.under("nats"))?;
+        if self.emitter.is_enabled() {
+            self.emitter
+                .validate()
+                .map_err(|e| e.under("http.emitter"))?;
         }
         Ok(())
     }

@@ -2,12 +2,59 @@
 //! them to the database, acknowledges only what was committed, and publishes feedback.
 
 mod config;
+mod node;
 mod pending;
-mod run;
+mod pull;
 pub mod sink;
 mod stream;
 
-pub use config::{StoreConfig, WriteStreamConfig};
+use crate::bus::http::HttpError;
+use crate::bus::nats::NatsError;
+use crate::coordinator::StatsSnapshot;
+use crate::invalid::InvalidSetting;
+use crate::metrics::MetricsError;
+
+pub use config::{StoreConfig, StoreSetup, WriteStreamConfig};
+pub use node::{Store, run};
 pub use pending::Pending;
-pub use run::{StoreError, StoreReport, run};
+pub use sink::SinkSetupError;
 pub use stream::{ensure_write_consumer, ensure_write_stream};
+
+/// Why the store could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A setting is out of range.
+    #[error(transparent)]
+    Invalid(#[from] InvalidSetting),
+    /// NATS could not be set up.
+    #[error(transparent)]
+    Nats(#[from] NatsError),
+    /// The database could not be set up.
+    #[error(transparent)]
+    Sink(#[from] SinkSetupError),
+    /// The HTTP emitter could not be built.
+    #[error(transparent)]
+    Http(#[from] HttpError),
+    /// `/metrics` could not be served.
+    #[error(transparent)]
+    Metrics(#[from] MetricsError),
+}
+
+/// What a store did, reported when it stops.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StoreReport {
+    /// Messages received from the consumer.
+    pub received: u64,
+    /// Rows in those messages.
+    pub rows: u64,
+    /// Messages that were not bars (dead-lettered and terminated).
+    pub poison: u64,
+    /// Messages acknowledged after all their rows were committed.
+    pub acked: u64,
+    /// Messages handed back for redelivery.
+    pub redelivered: u64,
+    /// Whether the queue drained before the timeout.
+    pub drained: bool,
+    /// The write coordinator's counters.
+    pub stats: StatsSnapshot,
+}

@@ -31,7 +31,7 @@ pub async fn ensure_write_stream(
     jetstream::new(conn.client.clone())
         .create_or_update_stream(cfg)
         .await
-        .map_err(|e| NatsError::JetStream(format!("write stream: {e}")))?;
+        .map_err(|e| NatsError::jetstream("create the write stream", e))?;
     Ok(())
 }
 
@@ -42,11 +42,10 @@ pub async fn ensure_write_consumer(
     coordinator: &CoordinatorId,
     config: &StoreConfig,
 ) -> Result<consumer::PullConsumer, NatsError> {
-    let err = |e: String| NatsError::JetStream(format!("write consumer: {e}"));
     let stream = jetstream::new(conn.client.clone())
         .get_stream(conn.subjects.write_stream())
         .await
-        .map_err(|e| err(e.to_string()))?;
+        .map_err(|e| NatsError::jetstream("find the write stream", e))?;
     let name = conn.subjects.write_consumer(coordinator);
     stream
         .get_or_create_consumer(
@@ -64,5 +63,5 @@ pub async fn ensure_write_consumer(
             },
         )
         .await
-        .map_err(|e| err(e.to_string()))
+        .map_err(|e| NatsError::jetstream("create the write consumer", e))
 }

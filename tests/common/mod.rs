@@ -46,20 +46,14 @@ pub fn step_agent(
     backflow::rate::RateCoordinator,
     backflow::feedback::FeedbackHandler,
 ) {
-    let rate = backflow::rate::RateCoordinator::new();
-    rate.register_provider(
+    let (rate, handler) = backflow::agent::LocalAgent::parts(
         provider,
         backflow::rate::ProviderConfig::new(per_sec, f64::from(per_sec)),
+        &backflow::feedback::FeedbackConfig::with_policy(backflow::feedback::PolicyKind::Step),
+        0,
     )
     .unwrap();
-    let handler = backflow::feedback::FeedbackHandler::new(
-        rate.clone(),
-        [provider],
-        Box::new(backflow::feedback::StepPolicy::default()),
-        backflow::feedback::FleetConfig::default(),
-    )
-    .unwrap();
-    (rate, handler)
+    (rate, handler.expect("the step policy gives a handler"))
 }
 
 /// A sink the test steers: it records what it commits, can be held shut, and can be told

@@ -8,8 +8,8 @@ use std::process::Command;
 
 use backflow::bus::nats::Subjects;
 use backflow::event::CoordinatorId;
-use backflow::metrics::CATALOG;
 use backflow::settings::Settings;
+use backflow::telemetry::CATALOG;
 use serde_json::Value;
 
 use crate::load::{Doc, manifests, parse_yaml, root};

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::HttpReceiverStats;
-use crate::feedback::Observed;
+use crate::fleet::Observed;
 
 /// The outcome of one `POST /feedback`.
 #[derive(Debug, Clone, PartialEq)]

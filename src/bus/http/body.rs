@@ -2,7 +2,7 @@
 
 use crate::event::{DecodeError, FeedbackEvent, decode, decode_json};
 
-use super::seed_json::SeedEvent;
+use super::legacy_json::V0Event;
 
 /// An accepted body encoding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,13 +29,13 @@ impl Encoding {
     }
 }
 
-/// A decoded body: a full event, or a seed-shaped one still to be numbered.
+/// A decoded body: a full event, or a v0 one still to be numbered.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Decoded {
     /// MessagePack, or JSON with a `version` field.
     Full(FeedbackEvent),
-    /// JSON in the seed's shape (no `version` field).
-    Seed(SeedEvent),
+    /// JSON as the v0 JSON body (no `version` field).
+    V0(V0Event),
 }
 
 /// Why a request body was refused before it reached the handler.
@@ -69,11 +69,11 @@ pub(crate) fn decode_body(encoding: Encoding, bytes: &[u8]) -> Result<Decoded, D
             if !value.is_object() {
                 return Err(DecodeError::Malformed("expected a JSON object".into()));
             }
-            // Our own shape always carries `version`; the seed's never did.
+            // Our own shape always carries `version`; the v0 body never did.
             if value.get("version").is_some() {
                 decode_json(bytes).map(Decoded::Full)
             } else {
-                SeedEvent::parse(value).map(Decoded::Seed)
+                V0Event::parse(value).map(Decoded::V0)
             }
         }
     }
@@ -101,19 +101,19 @@ mod tests {
 
     #[test]
     fn parse_body_refuses_missing_or_other_content_types() {
-        let seed = br#"{"coordinator_id":"default","queue_size":1,"capacity":2,"level":"ok"}"#;
+        let v0 = br#"{"coordinator_id":"default","queue_size":1,"capacity":2,"level":"ok"}"#;
         assert!(matches!(
-            parse_body(Some(b"application/json"), seed),
-            Ok(Decoded::Seed(_))
+            parse_body(Some(b"application/json"), v0),
+            Ok(Decoded::V0(_))
         ));
         for content_type in [None, Some(&b"text/plain"[..])] {
             assert_eq!(
-                parse_body(content_type, seed),
+                parse_body(content_type, v0),
                 Err(BodyError::UnsupportedMediaType)
             );
         }
         assert!(matches!(
-            parse_body(Some(b"application/msgpack"), seed),
+            parse_body(Some(b"application/msgpack"), v0),
             Err(BodyError::Invalid(DecodeError::Malformed(_)))
         ));
     }
@@ -138,10 +138,10 @@ mod tests {
             decode_body(Encoding::Json, encode_json(&e).as_bytes()),
             Ok(Decoded::Full(e))
         );
-        let seed = br#"{"coordinator_id":"default","queue_size":1,"capacity":2,"level":"OK"}"#;
+        let v0 = br#"{"coordinator_id":"default","queue_size":1,"capacity":2,"level":"OK"}"#;
         assert!(matches!(
-            decode_body(Encoding::Json, seed),
-            Ok(Decoded::Seed(_))
+            decode_body(Encoding::Json, v0),
+            Ok(Decoded::V0(_))
         ));
         let versioned =
             br#"{"version":1,"coordinator_id":"default","queue_size":1,"capacity":2,"level":"OK"}"#;

@@ -5,22 +5,26 @@ use std::net::{Ipv4Addr, SocketAddr};
 
 use serde::Deserialize;
 
-/// A setting out of range, naming its key.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid http setting {key}: {reason}")]
-pub struct HttpConfigError {
-    /// The key, as written in YAML.
-    pub key: &'static str,
-    /// What is wrong.
-    pub reason: String,
+use crate::invalid::{InvalidSetting, at_least_one};
+
+/// The HTTP transport (`http:`): the agent's receiver and the store's emitter.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// The agent's `POST /feedback` receiver.
+    pub receiver: HttpReceiverConfig,
+    /// The store's emitter (used when `urls` is not empty).
+    pub emitter: HttpEmitterConfig,
 }
 
-impl HttpConfigError {
-    fn new(key: &'static str, reason: impl Into<String>) -> Self {
-        Self {
-            key,
-            reason: reason.into(),
+impl HttpConfig {
+    /// Checks the receiver, and the emitter when it has URLs, naming the offending key.
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
+        self.receiver.validate().map_err(|e| e.under("receiver"))?;
+        if self.emitter.is_enabled() {
+            self.emitter.validate().map_err(|e| e.under("emitter"))?;
         }
+        Ok(())
     }
 }
 
@@ -68,21 +72,13 @@ impl fmt::Debug for HttpReceiverConfig {
 
 impl HttpReceiverConfig {
     /// Checks ranges, naming the offending key.
-    pub fn validate(&self) -> Result<(), HttpConfigError> {
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
         validate_token(self.token.as_deref())?;
-        if self.max_body_bytes == 0 {
-            return Err(HttpConfigError::new("max_body_bytes", "must be at least 1"));
-        }
-        if self.queue == 0 {
-            return Err(HttpConfigError::new("queue", "must be at least 1"));
-        }
-        if self.reply_timeout_ms == 0 {
-            return Err(HttpConfigError::new(
-                "reply_timeout_ms",
-                "must be at least 1",
-            ));
-        }
-        Ok(())
+        at_least_one(&[
+            ("max_body_bytes", self.max_body_bytes as u64),
+            ("queue", self.queue as u64),
+            ("reply_timeout_ms", self.reply_timeout_ms),
+        ])
     }
 }
 
@@ -122,33 +118,35 @@ impl fmt::Debug for HttpEmitterConfig {
 impl HttpEmitterConfig {
     /// Checks that there is at least one URL, that each parses as `http` or `https` with a
     /// host, and ranges, naming the offending key.
-    pub fn validate(&self) -> Result<(), HttpConfigError> {
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
         self.parsed_urls()?;
         validate_token(self.token.as_deref())?;
-        if self.timeout_ms == 0 {
-            return Err(HttpConfigError::new("timeout_ms", "must be at least 1"));
-        }
-        Ok(())
+        at_least_one(&[("timeout_ms", self.timeout_ms)])
+    }
+
+    /// Whether events are posted at all (some URL is configured).
+    pub fn is_enabled(&self) -> bool {
+        !self.urls.is_empty()
     }
 
     /// The URLs, parsed and checked.
-    pub(crate) fn parsed_urls(&self) -> Result<Vec<reqwest::Url>, HttpConfigError> {
+    pub(crate) fn parsed_urls(&self) -> Result<Vec<reqwest::Url>, InvalidSetting> {
         if self.urls.is_empty() {
-            return Err(HttpConfigError::new("urls", "must list at least one URL"));
+            return Err(InvalidSetting::new("urls", "must list at least one URL"));
         }
         self.urls
             .iter()
             .map(|raw| {
                 let url = reqwest::Url::parse(raw)
-                    .map_err(|e| HttpConfigError::new("urls", format!("{raw:?}: {e}")))?;
+                    .map_err(|e| InvalidSetting::new("urls", format!("{raw:?}: {e}")))?;
                 if !matches!(url.scheme(), "http" | "https") {
-                    return Err(HttpConfigError::new(
+                    return Err(InvalidSetting::new(
                         "urls",
                         format!("{raw:?}: scheme must be http or https"),
                     ));
                 }
                 if url.host().is_none() {
-                    return Err(HttpConfigError::new("urls", format!("{raw:?}: no host")));
+                    return Err(InvalidSetting::new("urls", format!("{raw:?}: no host")));
                 }
                 Ok(url)
             })
@@ -157,10 +155,10 @@ impl HttpEmitterConfig {
 }
 
 /// A token must fit an `Authorization` header as one word.
-fn validate_token(token: Option<&str>) -> Result<(), HttpConfigError> {
+fn validate_token(token: Option<&str>) -> Result<(), InvalidSetting> {
     match token {
-        Some("") => Err(HttpConfigError::new("token", "must not be empty")),
-        Some(t) if !t.bytes().all(|b| b.is_ascii_graphic()) => Err(HttpConfigError::new(
+        Some("") => Err(InvalidSetting::new("token", "must not be empty")),
+        Some(t) if !t.bytes().all(|b| b.is_ascii_graphic()) => Err(InvalidSetting::new(
             "token",
             "must be printable ASCII without spaces",
         )),
@@ -225,7 +223,7 @@ mod tests {
                 "reply_timeout_ms",
             ),
         ] {
-            assert_eq!(key(config), Some(expected));
+            assert_eq!(key(config).as_deref(), Some(expected));
         }
         for urls in [
             vec![],
@@ -238,7 +236,7 @@ mod tests {
                 ..HttpEmitterConfig::default()
             };
             assert_eq!(
-                config.validate().err().map(|e| e.key),
+                config.validate().err().map(|e| e.key).as_deref(),
                 Some("urls"),
                 "{urls:?}"
             );
@@ -248,6 +246,9 @@ mod tests {
             timeout_ms: 0,
             ..HttpEmitterConfig::default()
         };
-        assert_eq!(config.validate().err().map(|e| e.key), Some("timeout_ms"));
+        assert_eq!(
+            config.validate().err().map(|e| e.key).as_deref(),
+            Some("timeout_ms")
+        );
     }
 }

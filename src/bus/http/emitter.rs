@@ -7,9 +7,11 @@ use reqwest::header::{CONTENT_TYPE, HeaderValue};
 use reqwest::{Client, StatusCode, Url};
 use tokio::task::JoinSet;
 
-use super::{HttpConfigError, HttpEmitterConfig, HttpError};
+use super::{HttpEmitterConfig, HttpError};
 use crate::bus::{BusError, FeedbackPublisher};
+use crate::error::Chain;
 use crate::event::{FeedbackEvent, encode};
+use crate::invalid::InvalidSetting;
 
 /// Most of an error response read to explain it, in bytes.
 const MAX_ERROR_BODY: usize = 4 * 1024;
@@ -39,12 +41,8 @@ impl HttpPublisher {
         let auth = match &config.token {
             Some(token) => {
                 // Checked by `validate`: printable ASCII, so always a valid header value.
-                let mut value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|e| {
-                    HttpConfigError {
-                        key: "token",
-                        reason: e.to_string(),
-                    }
-                })?;
+                let mut value = HeaderValue::from_str(&format!("Bearer {token}"))
+                    .map_err(|e| InvalidSetting::new("token", e.to_string()))?;
                 value.set_sensitive(true);
                 Some(value)
             }
@@ -94,31 +92,66 @@ impl FeedbackPublisher for HttpPublisher {
             match joined {
                 Ok((_, Ok(()))) => {}
                 Ok((i, Err(reason))) => failures.push((i, reason)),
-                Err(e) => failures.push((usize::MAX, format!("a POST task failed: {e}"))),
+                Err(e) => failures.push((usize::MAX, PostError::Task(e))),
             }
         }
         if failures.is_empty() {
             return Ok(());
         }
-        failures.sort();
-        let message = failures
+        failures.sort_by_key(|(i, _)| *i);
+        let failures = failures
             .into_iter()
-            .map(|(i, reason)| match self.urls.get(i) {
-                Some(url) => format!("POST {url}: {reason}"),
-                None => reason,
-            })
-            .collect::<Vec<_>>()
-            .join("; ");
-        Err(BusError(message))
+            .map(|(i, error)| (self.urls.get(i).map(Url::to_string), error))
+            .collect();
+        Err(BusError::new("http", PostFailures(failures)))
+    }
+}
+
+/// Why one POST did not deliver.
+#[derive(Debug, thiserror::Error)]
+pub enum PostError {
+    /// No answer in time.
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+    /// The request could not be sent.
+    #[error("request failed")]
+    Request(#[source] reqwest::Error),
+    /// The receiver refused it.
+    #[error("HTTP {status}{}", reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default())]
+    Refused {
+        /// The status.
+        status: StatusCode,
+        /// The receiver's `error` field, when it sent one.
+        reason: Option<String>,
+    },
+    /// The task sending it failed.
+    #[error("a POST task failed")]
+    Task(#[source] tokio::task::JoinError),
+}
+
+/// Every failed POST of one publish, with its URL.
+#[derive(Debug, thiserror::Error)]
+pub struct PostFailures(pub Vec<(Option<String>, PostError)>);
+
+impl std::fmt::Display for PostFailures {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, (url, error)) in self.0.iter().enumerate() {
+            let separator = if i == 0 { "" } else { "; " };
+            match url {
+                Some(url) => write!(f, "{separator}POST {url}: {}", Chain(error))?,
+                None => write!(f, "{separator}{}", Chain(error))?,
+            }
+        }
+        Ok(())
     }
 }
 
 /// Sends one request; `Err` says why it did not deliver.
-async fn post(request: reqwest::RequestBuilder, timeout: Duration) -> Result<(), String> {
+async fn post(request: reqwest::RequestBuilder, timeout: Duration) -> Result<(), PostError> {
     let mut response = match request.send().await {
         Ok(response) => response,
-        Err(e) if e.is_timeout() => return Err(format!("timed out after {timeout:?}")),
-        Err(e) => return Err(error_chain(&e.without_url())),
+        Err(e) if e.is_timeout() => return Err(PostError::Timeout(timeout)),
+        Err(e) => return Err(PostError::Request(e.without_url())),
     };
     let status = response.status();
     // Reading the (small) body lets the connection be reused.
@@ -135,20 +168,5 @@ async fn post(request: reqwest::RequestBuilder, timeout: Duration) -> Result<(),
     let reason = serde_json::from_slice::<serde_json::Value>(&body)
         .ok()
         .and_then(|v| v.get("error")?.as_str().map(str::to_owned));
-    Err(match reason {
-        Some(reason) => format!("HTTP {status}: {reason}"),
-        None => format!("HTTP {status}"),
-    })
-}
-
-/// An error and its sources, `: `-separated (reqwest's own message omits the cause).
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        source = e.source();
-    }
-    text
+    Err(PostError::Refused { status, reason })
 }

@@ -2,14 +2,14 @@
 
 use std::net::SocketAddr;
 
-use super::HttpConfigError;
+use crate::invalid::InvalidSetting;
 
 /// Why the HTTP receiver or emitter could not start, or why the server stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
     /// A setting is out of range.
     #[error(transparent)]
-    Config(#[from] HttpConfigError),
+    Config(#[from] InvalidSetting),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {

@@ -6,13 +6,13 @@ mod body;
 mod config;
 mod emitter;
 mod error;
+mod legacy_json;
 mod receiver;
-mod seed_json;
 mod stats;
 
 pub(crate) use body::{BodyError, Decoded, Encoding, parse_body};
-pub use config::{HttpConfigError, HttpEmitterConfig, HttpReceiverConfig};
-pub use emitter::HttpPublisher;
+pub use config::{HttpConfig, HttpEmitterConfig, HttpReceiverConfig};
+pub use emitter::{HttpPublisher, PostError, PostFailures};
 pub use error::HttpError;
 pub use receiver::HttpReceiver;
 pub use stats::HttpReceiverStats;

@@ -24,7 +24,7 @@ use super::{HttpError, HttpReceiverConfig, HttpReceiverStats};
 use crate::bus::Delivery;
 use crate::clock::WallClock;
 use crate::event::FeedbackEvent;
-use crate::feedback::Observed;
+use crate::fleet::Observed;
 
 /// The HTTP feedback receiver: a router for `POST /feedback` whose events come out of an
 /// `mpsc::Receiver<Delivery>`, which is a [`FeedbackSubscription`](crate::bus::FeedbackSubscription)
@@ -37,7 +37,7 @@ use crate::feedback::Observed;
 /// queue is full, it has stopped, or it does not answer in time. Only the last case can
 /// follow an event that reached the handler; every other refusal happens before it.
 ///
-/// JSON bodies without a `version` field are read in the seed's shape
+/// JSON bodies without a `version` field are read as the v0 JSON body
 /// (`{coordinator_id, queue_size, capacity, level, ts?, source?, reason?}`). That shape has no
 /// sequence number, so the receiver numbers such events from 1 in arrival order, epoch 0, as
 /// instance `source` (default `http`): they apply in the order they arrive, and a resent event
@@ -47,7 +47,7 @@ use crate::feedback::Observed;
 pub struct HttpReceiver {
     config: HttpReceiverConfig,
     stats: Arc<HttpReceiverStats>,
-    seed_seq: Arc<Mutex<u64>>,
+    v0_seq: Arc<Mutex<u64>>,
     wall: WallClock,
 }
 
@@ -58,7 +58,7 @@ impl HttpReceiver {
         Ok(Self {
             config,
             stats: Arc::default(),
-            seed_seq: Arc::new(Mutex::new(1)),
+            v0_seq: Arc::new(Mutex::new(1)),
             wall: WallClock::new(),
         })
     }
@@ -84,7 +84,7 @@ impl HttpReceiver {
             reply_timeout: Duration::from_millis(self.config.reply_timeout_ms),
             tx,
             stats: self.stats.clone(),
-            seed_seq: self.seed_seq.clone(),
+            v0_seq: self.v0_seq.clone(),
             wall: self.wall,
         });
         let route = post(feedback).layer(DefaultBodyLimit::max(self.config.max_body_bytes));
@@ -134,8 +134,8 @@ struct Shared {
     reply_timeout: Duration,
     tx: mpsc::Sender<Delivery>,
     stats: Arc<HttpReceiverStats>,
-    /// The next sequence number for a seed-shaped event.
-    seed_seq: Arc<Mutex<u64>>,
+    /// The next sequence number for a v0 event.
+    v0_seq: Arc<Mutex<u64>>,
     wall: WallClock,
 }
 
@@ -196,11 +196,11 @@ impl Shared {
     fn enqueue(&self, decoded: Decoded) -> Result<oneshot::Receiver<Observed>, Answer> {
         match decoded {
             Decoded::Full(event) => self.send(event),
-            Decoded::Seed(seed) => {
-                // Numbering and queueing under one lock: seed events reach the handler in the
+            Decoded::V0(v0) => {
+                // Numbering and queueing under one lock: v0 events reach the handler in the
                 // order they were numbered, so none is taken for a late one.
-                let mut next = self.seed_seq.lock().unwrap_or_else(PoisonError::into_inner);
-                let reply = self.send(seed.into_event(*next, self.wall.now_ms()))?;
+                let mut next = self.v0_seq.lock().unwrap_or_else(PoisonError::into_inner);
+                let reply = self.send(v0.into_event(*next, self.wall.now_ms()))?;
                 *next += 1;
                 Ok(reply)
             }

@@ -1,6 +1,8 @@
-//! Counters of the HTTP receiver's answers, shared with whoever exports them.
+//! Counters of the HTTP receiver's answers, shared with whoever reads them, and their probe.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use crate::telemetry::{self as t, Probe, Readings};
 
 /// What the receiver answered, one counter per kind of answer.
 #[derive(Debug, Default)]
@@ -36,5 +38,26 @@ impl HttpReceiverStats {
         .iter()
         .map(|c| c.load(Relaxed))
         .sum()
+    }
+}
+
+impl Probe for HttpReceiverStats {
+    fn read(&self, out: &mut Readings) {
+        let load = |c: &AtomicU64| c.load(Relaxed) as f64;
+        out.set(
+            &t::FEEDBACK_DECODE_ERRORS_TOTAL,
+            &[("transport", "http")],
+            load(&self.invalid),
+        );
+        for (reason, c) in [
+            ("unauthorized", &self.unauthorized),
+            ("too_large", &self.too_large),
+            ("unsupported_media_type", &self.unsupported_media_type),
+            ("queue_full", &self.queue_full),
+            ("unanswered", &self.unanswered),
+        ] {
+            let labels = [("transport", "http"), ("reason", reason)];
+            out.set(&t::FEEDBACK_REFUSED_TOTAL, &labels, load(c));
+        }
     }
 }

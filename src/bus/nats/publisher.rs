@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::options::NatsConnection;
+use super::connection::NatsConnection;
 use super::signing::Signer;
 use super::subjects::Subjects;
 use crate::bus::{BusError, FeedbackPublisher};
@@ -43,13 +43,13 @@ impl FeedbackPublisher for NatsPublisher {
             Some(signer) => {
                 let headers = signer
                     .headers(&payload)
-                    .map_err(|e| BusError(e.to_string()))?;
+                    .map_err(|e| BusError::new("nats", e))?;
                 self.client
                     .publish_with_headers(subject, headers, payload.into())
                     .await
             }
             None => self.client.publish(subject, payload.into()).await,
         };
-        sent.map_err(|e| BusError(e.to_string()))
+        sent.map_err(|e| BusError::new("nats", e))
     }
 }

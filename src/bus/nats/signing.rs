@@ -9,8 +9,9 @@ use nkeys::KeyPair;
 use serde::Deserialize;
 
 use super::NatsError;
-use super::options::Secret;
+use super::secret::Secret;
 use crate::event::validate_token;
+use crate::invalid::InvalidSetting;
 
 /// Header carrying the signature (lowercase hex of the 64-byte ed25519 signature).
 pub const SIGNATURE_HEADER: &str = "Backflow-Signature";
@@ -37,21 +38,25 @@ pub struct SigningOptions {
 
 impl SigningOptions {
     /// Checks the settings, naming the offending key.
-    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
         if self.seed_file.is_some() && self.seed.is_some() {
-            return Err(("signing.seed", "set seed_file or seed, not both".into()));
+            return Err(InvalidSetting::new(
+                "seed",
+                "set seed_file or seed, not both",
+            ));
         }
         if let Some(seed) = &self.seed {
             KeyPair::from_seed(seed.expose().trim())
-                .map_err(|e| ("signing.seed", format!("not an NKey seed: {e}")))?;
+                .map_err(|e| InvalidSetting::new("seed", format!("not an NKey seed: {e}")))?;
         }
         for key in &self.trusted_keys {
-            public_key(key).map_err(|e| ("signing.trusted_keys", e))?;
+            public_key(key).map_err(|e| InvalidSetting::new("trusted_keys", e))?;
         }
         for (id, keys) in &self.coordinator_keys {
-            validate_token(id).map_err(|e| ("signing.coordinator_keys", format!("{id:?}: {e}")))?;
+            validate_token(id)
+                .map_err(|e| InvalidSetting::new("coordinator_keys", format!("{id:?}: {e}")))?;
             for key in keys {
-                public_key(key).map_err(|e| ("signing.coordinator_keys", e))?;
+                public_key(key).map_err(|e| InvalidSetting::new("coordinator_keys", e))?;
             }
         }
         Ok(())
@@ -62,15 +67,17 @@ impl SigningOptions {
         let seed = match (&self.seed, &self.seed_file) {
             (Some(seed), _) => seed.expose().trim().to_owned(),
             (None, Some(path)) => std::fs::read_to_string(path)
-                .map_err(|e| {
-                    NatsError::Config(format!("nats.signing.seed_file {}: {e}", path.display()))
+                .map_err(|e| NatsError::Read {
+                    path: path.clone(),
+                    source: e.into(),
                 })?
                 .trim()
                 .to_owned(),
             (None, None) => return Ok(None),
         };
-        let key = KeyPair::from_seed(&seed)
-            .map_err(|e| NatsError::Config(format!("nats.signing: not an NKey seed: {e}")))?;
+        let key = KeyPair::from_seed(&seed).map_err(|e| {
+            InvalidSetting::new("nats.signing.seed", format!("not an NKey seed: {e}"))
+        })?;
         Ok(Some(Signer { key }))
     }
 
@@ -85,7 +92,8 @@ impl SigningOptions {
             .iter()
             .chain(self.coordinator_keys.values().flatten())
         {
-            let pair = public_key(k).map_err(NatsError::Config)?;
+            let pair =
+                public_key(k).map_err(|e| InvalidSetting::new("nats.signing.trusted_keys", e))?;
             keys.insert(k.clone(), pair);
         }
         Ok(Some(Verifier {
@@ -119,7 +127,7 @@ impl Signer {
         let sig = self
             .key
             .sign(payload)
-            .map_err(|e| NatsError::Config(format!("cannot sign: {e}")))?;
+            .map_err(|e| NatsError::Sign(e.into()))?;
         let mut headers = HeaderMap::new();
         headers.insert(SIGNATURE_HEADER, hex(&sig).as_str());
         headers.insert(KEY_HEADER, self.key.public_key().as_str());

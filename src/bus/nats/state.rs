@@ -9,7 +9,7 @@ use async_nats::jetstream::{self, stream};
 use bytes::Bytes;
 
 use super::NatsError;
-use super::options::NatsConnection;
+use super::connection::NatsConnection;
 
 /// Creates or updates the last-value stream over every feedback subject (store side).
 ///
@@ -33,7 +33,7 @@ pub async fn ensure_state_stream(conn: &NatsConnection) -> Result<(), NatsError>
     jetstream::new(conn.client.clone())
         .create_or_update_stream(config)
         .await
-        .map_err(|e| NatsError::JetStream(format!("last-value stream: {e}")))?;
+        .map_err(|e| NatsError::jetstream("create the last-value stream", e))?;
     Ok(())
 }
 
@@ -54,14 +54,13 @@ pub(crate) async fn read_state(
     conn: &NatsConnection,
     filter: &str,
 ) -> Result<Vec<Kept>, NatsError> {
-    let err = |e: String| NatsError::JetStream(format!("reading last values: {e}"));
     // A short timeout: this read only speeds up learning the state; live events carry on.
     let stream = jetstream::ContextBuilder::new()
         .timeout(Duration::from_secs(2))
         .build(conn.client.clone())
         .get_stream_no_info(conn.subjects.state_stream())
         .await
-        .map_err(|e| err(e.to_string()))?;
+        .map_err(|e| NatsError::jetstream("find the last-value stream", e))?;
     let mut out = Vec::new();
     let mut next = 1;
     while out.len() < MAX_KEPT {
@@ -72,7 +71,7 @@ pub(crate) async fn read_state(
                 out.push((msg.subject.to_string(), msg.payload, headers));
             }
             Err(e) if e.kind() == RawMessageErrorKind::NoMessageFound => break,
-            Err(e) => return Err(err(e.to_string())),
+            Err(e) => return Err(NatsError::jetstream("read the last values", e)),
         }
     }
     Ok(out)

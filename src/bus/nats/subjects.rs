@@ -2,7 +2,7 @@
 
 use crate::event::{CoordinatorId, validate_token};
 
-use super::NatsError;
+use crate::invalid::InvalidSetting;
 
 /// Names derived from the prefix (`backflow` by default):
 ///
@@ -22,17 +22,23 @@ pub struct Subjects {
 
 impl Subjects {
     /// Validates `prefix`: one or more subject tokens separated by `.`.
-    pub fn new(prefix: &str) -> Result<Self, NatsError> {
-        if prefix.is_empty() {
-            return Err(NatsError::Config("prefix is empty".into()));
-        }
-        for token in prefix.split('.') {
-            validate_token(token)
-                .map_err(|e| NatsError::Config(format!("prefix {prefix:?}: {e}")))?;
-        }
+    pub fn new(prefix: &str) -> Result<Self, InvalidSetting> {
+        Self::check(prefix)?;
         Ok(Self {
             prefix: prefix.to_owned(),
         })
+    }
+
+    /// Checks that `prefix` is one or more subject tokens separated by `.`.
+    pub fn check(prefix: &str) -> Result<(), InvalidSetting> {
+        if prefix.is_empty() {
+            return Err(InvalidSetting::new("", "prefix is empty"));
+        }
+        for token in prefix.split('.') {
+            validate_token(token)
+                .map_err(|e| InvalidSetting::new("", format!("prefix {prefix:?}: {e}")))?;
+        }
+        Ok(())
     }
 
     /// The prefix.
@@ -86,6 +92,11 @@ impl Subjects {
             .filter(|id| validate_token(id).is_ok())
     }
 
+    /// Where a store parks rows it could not decode or write (`<prefix>.deadletter.<id>`).
+    pub fn dead_letter(&self, coordinator: &CoordinatorId) -> String {
+        format!("{}.deadletter.{coordinator}", self.prefix)
+    }
+
     /// The work-queue stream holding rows until a store commits them.
     pub fn write_stream(&self) -> String {
         format!("{}_WRITES", self.stream_base())
@@ -117,6 +128,7 @@ mod tests {
         assert_eq!(s.writes(&id), "md.eu.writes.store-1");
         assert_eq!(s.write_stream(), "MD_EU_WRITES");
         assert_eq!(s.write_consumer(&id), "store-store-1");
+        assert_eq!(s.dead_letter(&id), "md.eu.deadletter.store-1");
         assert_eq!(
             s.coordinator_of_write("md.eu.writes.store-1"),
             Some("store-1")

@@ -13,11 +13,12 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::NatsError;
-use super::options::NatsConnection;
+use super::connection::NatsConnection;
 use super::signing::Refusal;
 use super::state::{Kept, read_state};
 use crate::bus::{Delivery, Interest};
 use crate::event::{FeedbackEvent, decode};
+use crate::telemetry::{self as t, Probe, Readings};
 
 /// What the subscriber saw, for metrics.
 #[derive(Debug, Default)]
@@ -42,6 +43,27 @@ pub struct SubscriberStats {
     pub state_reads: AtomicU64,
     /// Failed reads of the last-value stream.
     pub state_errors: AtomicU64,
+}
+
+impl Probe for SubscriberStats {
+    fn read(&self, out: &mut Readings) {
+        let load = |c: &AtomicU64| c.load(Relaxed) as f64;
+        out.set(
+            &t::FEEDBACK_DECODE_ERRORS_TOTAL,
+            &[("transport", "nats")],
+            load(&self.decode_errors),
+        );
+        for (reason, c) in [
+            ("invalid_subject", &self.invalid_subject),
+            ("oversize", &self.oversize),
+            ("unsigned", &self.unsigned),
+            ("untrusted_key", &self.untrusted_key),
+            ("bad_signature", &self.bad_signature),
+        ] {
+            let labels = [("transport", "nats"), ("reason", reason)];
+            out.set(&t::FEEDBACK_REFUSED_TOTAL, &labels, load(c));
+        }
+    }
 }
 
 /// Logs a repeated warning at most once per period, with the number suppressed.
@@ -98,12 +120,12 @@ impl NatsSubscriber {
         };
         let mut subs = Vec::with_capacity(subjects.len());
         for s in &subjects {
-            subs.push(
-                conn.client
-                    .subscribe(s.clone())
-                    .await
-                    .map_err(|e| NatsError::Subscribe(format!("{s}: {e}")))?,
-            );
+            subs.push(conn.client.subscribe(s.clone()).await.map_err(|source| {
+                NatsError::Subscribe {
+                    subject: s.clone(),
+                    source,
+                }
+            })?);
         }
         // Until the server has the subscriptions, events published elsewhere would miss us:
         // a round trip makes `start` return only once they are in force.

@@ -1,83 +1,13 @@
-//! The figures of one run, computed from its trace: utilisation, drops, queue wait, level
+//! Computes the figures of one run from its trace: utilisation, drops, queue wait, level
 //! flips, settling and overshoot per load step, and fairness between agents.
 
-use super::scenario::{PolicyChoice, Scenario};
+use super::figures::{Figures, SETTLE_BAND, StepFigures, jain};
+use super::scenario::Scenario;
 use super::world::{Sample, Trace};
 
-/// Half-width of the band the queue must stay in to count as settled, as a fraction of
-/// capacity.
-pub const SETTLE_BAND: f64 = 0.05;
 /// The depth is averaged over this long before settling is judged, seconds (batching makes
 /// the raw depth a saw-tooth).
 const SETTLE_SMOOTHING_S: f64 = 1.0;
-
-/// How the loop reacted to one change of load (the start counts as a change from 0).
-#[derive(Debug, Clone, PartialEq)]
-pub struct StepFigures {
-    /// When the load changed, seconds.
-    pub at_s: f64,
-    /// Load factor before.
-    pub from: f64,
-    /// Load factor after.
-    pub to: f64,
-    /// Time until the (1 s averaged) queue utilization entered and stayed within
-    /// ±[`SETTLE_BAND`] of its level at the end of the phase; infinite if it never did.
-    pub settle_s: f64,
-    /// Highest queue utilization in the phase above that final level (0 after a drop).
-    pub overshoot: f64,
-}
-
-impl StepFigures {
-    /// Whether the load fell.
-    pub fn is_drop(&self) -> bool {
-        self.to < self.from
-    }
-}
-
-/// Every figure of one run.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Figures {
-    /// The policy.
-    pub policy: PolicyChoice,
-    /// Rows written after the warm-up / the sinks' capacity in that time.
-    pub utilisation: f64,
-    /// Rows dropped over the whole run (overflow).
-    pub drops: u64,
-    /// Median queue wait over the run (worst store), milliseconds.
-    pub p50_wait_ms: f64,
-    /// 99th percentile queue wait over the run (worst store), milliseconds.
-    pub p99_wait_ms: f64,
-    /// Level changes per minute after the warm-up, all stores.
-    pub flips_per_min: f64,
-    /// Jain's index over the rows each agent submitted after the warm-up (1 = equal).
-    pub fairness: f64,
-    /// The agents' mean scale after the warm-up.
-    pub mean_scale: f64,
-    /// One entry per load change, the start first.
-    pub steps: Vec<StepFigures>,
-}
-
-impl Figures {
-    /// The longest settling time over all steps.
-    pub fn settle_max_s(&self) -> f64 {
-        self.steps.iter().map(|s| s.settle_s).fold(0.0, f64::max)
-    }
-
-    /// The largest overshoot over all steps.
-    pub fn overshoot_max(&self) -> f64 {
-        self.steps.iter().map(|s| s.overshoot).fold(0.0, f64::max)
-    }
-}
-
-/// Jain's fairness index: (Σx)² / (n Σx²); 1 when all equal, 1/n when one takes all.
-pub fn jain(values: &[f64]) -> f64 {
-    let sum: f64 = values.iter().sum();
-    let squares: f64 = values.iter().map(|v| v * v).sum();
-    if squares == 0.0 {
-        return 1.0;
-    }
-    sum * sum / (values.len() as f64 * squares)
-}
 
 /// The highest utilization over the stores of a sample.
 fn utilization(sample: &Sample, capacity: f64) -> f64 {
@@ -135,6 +65,22 @@ fn step_figures(
     }
 }
 
+/// How the loop reacted to each change of load, the start first.
+fn every_step(scenario: &Scenario, samples: &[Sample]) -> Vec<StepFigures> {
+    let mut changes = vec![(0.0, 0.0, scenario.agents.factor_at(0.0))];
+    changes.extend(scenario.load_steps());
+    changes
+        .iter()
+        .enumerate()
+        .map(|(i, &(at_s, from, to))| {
+            let end_s = changes
+                .get(i + 1)
+                .map_or(scenario.duration_s + 1e-9, |c| c.0);
+            step_figures(scenario, samples, at_s, end_s, from, to)
+        })
+        .collect()
+}
+
 /// Computes the figures of `trace`.
 pub fn figures(scenario: &Scenario, trace: &Trace) -> Figures {
     let samples = &trace.samples;
@@ -145,17 +91,7 @@ pub fn figures(scenario: &Scenario, trace: &Trace) -> Figures {
     let (first, last) = match (in_window.first(), in_window.last()) {
         (Some(f), Some(l)) => (*f, *l),
         _ => {
-            return Figures {
-                policy: trace.policy,
-                utilisation: 0.0,
-                drops: 0,
-                p50_wait_ms: 0.0,
-                p99_wait_ms: 0.0,
-                flips_per_min: 0.0,
-                fairness: 1.0,
-                mean_scale: 1.0,
-                steps: vec![],
-            };
+            return Figures::empty(trace.policy);
         }
     };
     let dt = scenario.sample_ms as f64 / 1_000.0;
@@ -172,15 +108,7 @@ pub fn figures(scenario: &Scenario, trace: &Trace) -> Figures {
         .zip(&trace.offered_at_warmup)
         .map(|(end, start)| end.saturating_sub(*start) as f64)
         .collect();
-    let mut steps = Vec::new();
-    let mut changes = vec![(0.0, 0.0, scenario.agents.factor_at(0.0))];
-    changes.extend(scenario.load_steps());
-    for (i, &(at_s, from, to)) in changes.iter().enumerate() {
-        let end_s = changes
-            .get(i + 1)
-            .map_or(scenario.duration_s + 1e-9, |c| c.0);
-        steps.push(step_figures(scenario, samples, at_s, end_s, from, to));
-    }
+    let steps = every_step(scenario, samples);
     let ms = |d: std::time::Duration| d.as_secs_f64() * 1_000.0;
     Figures {
         policy: trace.policy,

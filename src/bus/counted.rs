@@ -1,12 +1,13 @@
-//! Counts feedback events by coordinator and level on their way to a handler.
+//! Counts feedback events by coordinator and level on their way to a handler, for metrics.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 
-use crate::bus::{Delivery, FeedbackSubscription};
+use super::{Delivery, FeedbackSubscription};
 use crate::event::{BackpressureLevel, FeedbackEvent};
+use crate::telemetry::{FEEDBACK_EVENTS_TOTAL, Probe, Readings};
 
 /// Distinct coordinator ids counted before further ones share the label `_other`, so that a
 /// misbehaving publisher cannot grow the label set without bound.
@@ -53,16 +54,39 @@ impl FeedbackCounts {
     }
 }
 
-/// A [`FeedbackSubscription`] that counts every event it passes on (see
-/// [`Metrics::count_feedback`](super::Metrics::count_feedback)).
+impl Probe for FeedbackCounts {
+    fn claims(&self) -> Vec<String> {
+        vec!["feedback events".into()]
+    }
+
+    fn read(&self, out: &mut Readings) {
+        for (id, level, n) in self.snapshot() {
+            let labels = [("coordinator_id", id.as_str()), ("level", level.as_str())];
+            out.set(&FEEDBACK_EVENTS_TOTAL, &labels, n as f64);
+        }
+    }
+}
+
+/// A [`FeedbackSubscription`] that counts every event it passes on, in
+/// `backflow_feedback_events_total{coordinator_id, level}` once its
+/// [counts](Counted::counts) are registered with the metrics.
 pub struct Counted<S> {
     inner: S,
-    counts: std::sync::Arc<FeedbackCounts>,
+    counts: Arc<FeedbackCounts>,
 }
 
 impl<S> Counted<S> {
-    pub(crate) fn new(inner: S, counts: std::sync::Arc<FeedbackCounts>) -> Self {
-        Self { inner, counts }
+    /// Counts what `inner` yields.
+    pub fn new(inner: S) -> Self {
+        Self {
+            inner,
+            counts: Arc::default(),
+        }
+    }
+
+    /// The counts, to register as a probe.
+    pub fn counts(&self) -> Arc<FeedbackCounts> {
+        self.counts.clone()
     }
 }
 

@@ -1,19 +1,19 @@
-//! The seed's Python JSON shape of a feedback event, made into a full event on arrival.
+//! The v0 JSON body — the predecessor's shape of a feedback event — made into a full event on
+//! arrival.
 
 use serde::Deserialize;
 
-use crate::event::{BackpressureLevel, CoordinatorId, DecodeError, FeedbackEvent, InstanceId};
+use crate::event::{
+    BackpressureLevel, CoordinatorId, DecodeError, FeedbackEvent, InstanceId, check_reason,
+};
 
-/// Instance id of seed-shaped events that name no `source`.
+/// Instance id of v0 events that name no `source`.
 pub(crate) const DEFAULT_SOURCE: &str = "http";
-
-/// Longest `reason` accepted, in bytes, as for full events.
-const MAX_REASON_LEN: usize = 256;
 
 /// `{coordinator_id, queue_size, capacity, level, ts?, source?, reason?}`; unknown fields are
 /// ignored, as for full events.
 #[derive(Deserialize)]
-struct SeedWire {
+struct V0Wire {
     coordinator_id: String,
     queue_size: u64,
     capacity: u64,
@@ -26,13 +26,13 @@ struct SeedWire {
     reason: Option<String>,
 }
 
-/// A validated seed-shaped event, waiting for the sequence number (and, without `ts`, the
+/// A validated v0 event, waiting for the sequence number (and, without `ts`, the
 /// time) the receiver gives it.
 ///
-/// The seed's shape has no epoch or sequence number, so the receiver numbers these events in
+/// The v0 JSON body has no epoch or sequence number, so the receiver numbers these events in
 /// arrival order: a resent event is a new event, and duplicates cannot be detected.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct SeedEvent {
+pub(crate) struct V0Event {
     coordinator_id: CoordinatorId,
     instance_id: InstanceId,
     level: BackpressureLevel,
@@ -42,10 +42,10 @@ pub(crate) struct SeedEvent {
     reason: Option<String>,
 }
 
-impl SeedEvent {
-    /// Validates a JSON object in the seed's shape.
+impl V0Event {
+    /// Validates a JSON object as the v0 JSON body.
     pub(crate) fn parse(value: serde_json::Value) -> Result<Self, DecodeError> {
-        let w: SeedWire =
+        let w: V0Wire =
             serde_json::from_value(value).map_err(|e| DecodeError::Malformed(e.to_string()))?;
         let level: BackpressureLevel = w.level.parse()?;
         let coordinator_id =
@@ -68,14 +68,7 @@ impl SeedEvent {
                 });
             }
         };
-        if let Some(reason) = &w.reason {
-            if reason.len() > MAX_REASON_LEN {
-                return Err(DecodeError::InvalidField {
-                    field: "reason",
-                    reason: format!("{} bytes long (at most {MAX_REASON_LEN})", reason.len()),
-                });
-            }
-        }
+        check_reason(w.reason.as_deref())?;
         Ok(Self {
             coordinator_id,
             instance_id,
@@ -110,20 +103,20 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn seed_shape_becomes_a_numbered_event() {
-        let seed = SeedEvent::parse(json!({
+    fn v0_body_becomes_a_numbered_event() {
+        let v0 = V0Event::parse(json!({
             "coordinator_id": "default", "queue_size": 800, "capacity": 1000,
             "level": "SOFT", "ts": 1_700_000_000.123_4, "source": "store-py", "extra": 1,
         }))
         .unwrap();
-        let e = seed.into_event(7, 5);
+        let e = v0.into_event(7, 5);
         assert_eq!(e.level, BackpressureLevel::Soft);
         assert_eq!(e.instance_id.as_str(), "store-py");
         assert_eq!((e.epoch, e.seq), (0, 7));
         assert_eq!(e.timestamp_ms, 1_700_000_000_123);
         assert_eq!((e.queue_depth, e.capacity), (800, 1000));
 
-        let bare = SeedEvent::parse(json!({
+        let bare = V0Event::parse(json!({
             "coordinator_id": "default", "queue_size": 0, "capacity": 10, "level": "ok",
             "ts": null, "reason": "level_change",
         }))
@@ -135,13 +128,13 @@ mod tests {
     }
 
     #[test]
-    fn bad_seed_fields_are_typed_errors() {
+    fn bad_v0_fields_are_typed_errors() {
         let base =
             || json!({"coordinator_id": "default", "queue_size": 1, "capacity": 2, "level": "ok"});
         let with = |key: &str, value: serde_json::Value| {
             let mut v = base();
             v[key] = value;
-            SeedEvent::parse(v)
+            V0Event::parse(v)
         };
         assert!(matches!(
             with("level", json!("medium")),
@@ -177,7 +170,7 @@ mod tests {
             Err(DecodeError::Malformed(_))
         ));
         assert!(matches!(
-            SeedEvent::parse(json!([1])),
+            V0Event::parse(json!([1])),
             Err(DecodeError::Malformed(_))
         ));
     }

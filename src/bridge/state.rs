@@ -1,95 +1,14 @@
-//! The bridge's fleet view: every coordinator's instances merged into one state per
-//! coordinator. Pure apart from the wall clock used to age events.
+//! The bridge's state: the fleet view of every coordinator's instances, each coordinator's
+//! consumer lag, and the bridge's own counters. Pure apart from the wall clock.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU64;
 
-use serde::Serialize;
 use tokio::time::Instant;
 
-use super::BridgeConfig;
 use crate::clock::WallClock;
-use crate::event::{BackpressureLevel, CoordinatorId, FeedbackEvent};
-use crate::feedback::{Fallback, FleetConfig, FleetView, Observed};
-
-/// One coordinator as the bridge sees it: what `/metrics`, the JSON API and the bus
-/// republish all show.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct CoordinatorView {
-    /// The coordinator.
-    pub coordinator_id: CoordinatorId,
-    /// The most severe level among its instances.
-    pub level: BackpressureLevel,
-    /// 1 if `level` is ok, else 0.
-    pub backpressure_ok: u8,
-    /// 1 if `level` is soft, else 0.
-    pub backpressure_soft: u8,
-    /// 1 if `level` is hard, else 0.
-    pub backpressure_hard: u8,
-    /// The deepest instance's reported depth (what `max(coordinator_queue_depth)` over the
-    /// store pods would give).
-    pub queue_depth: u64,
-    /// The sum of the instances' reported depths.
-    pub fleet_queue_depth: u64,
-    /// The write consumer's `num_pending + num_ack_pending`, when known.
-    pub consumer_lag: Option<u64>,
-    /// `consumer_lag` when known (it counts every row not yet acknowledged, including those
-    /// in the stores' memory), else `fleet_queue_depth`.
-    pub backlog: u64,
-    /// The sum of the instances' capacities.
-    pub capacity: u64,
-    /// The highest depth / capacity among the instances.
-    pub utilization: f64,
-    /// Instances in the view (live and silent).
-    pub instances: u64,
-    /// Instances that missed their heartbeats.
-    pub silent_instances: u64,
-    /// Timestamp of the newest event, milliseconds since the Unix epoch.
-    pub last_event_ms: u64,
-}
-
-impl CoordinatorView {
-    fn of<'a>(
-        coordinator_id: CoordinatorId,
-        instances: impl IntoIterator<Item = (&'a FeedbackEvent, bool)>,
-        consumer_lag: Option<u64>,
-    ) -> Option<Self> {
-        let mut view: Option<Self> = None;
-        for (e, silent) in instances {
-            let v = view.get_or_insert_with(|| Self {
-                coordinator_id: coordinator_id.clone(),
-                level: BackpressureLevel::Ok,
-                backpressure_ok: 0,
-                backpressure_soft: 0,
-                backpressure_hard: 0,
-                queue_depth: 0,
-                fleet_queue_depth: 0,
-                consumer_lag,
-                backlog: 0,
-                capacity: 0,
-                utilization: 0.0,
-                instances: 0,
-                silent_instances: 0,
-                last_event_ms: 0,
-            });
-            v.level = v.level.max(e.level);
-            v.queue_depth = v.queue_depth.max(e.queue_depth);
-            v.fleet_queue_depth = v.fleet_queue_depth.saturating_add(e.queue_depth);
-            v.capacity = v.capacity.saturating_add(e.capacity);
-            v.utilization = v.utilization.max(e.utilization());
-            v.instances += 1;
-            v.silent_instances += u64::from(silent);
-            v.last_event_ms = v.last_event_ms.max(e.timestamp_ms);
-        }
-        view.map(|mut v| {
-            v.backpressure_ok = u8::from(v.level == BackpressureLevel::Ok);
-            v.backpressure_soft = u8::from(v.level == BackpressureLevel::Soft);
-            v.backpressure_hard = u8::from(v.level == BackpressureLevel::Hard);
-            v.backlog = v.consumer_lag.unwrap_or(v.fleet_queue_depth);
-            v
-        })
-    }
-}
+use crate::event::{CoordinatorId, FeedbackEvent};
+use crate::fleet::{CoordinatorView, FleetConfig, FleetView, Observed};
 
 /// Counters of the bridge's own work, shared with the metrics.
 #[derive(Debug, Default)]
@@ -105,7 +24,8 @@ pub struct BridgeStats {
 /// Every coordinator instance's latest state, ordered, aged and expired like an agent's view,
 /// plus each coordinator's consumer lag.
 ///
-/// Silent instances count with their last state (`hold_last`) until `expire_after_ms`.
+/// With the bridge's defaults ([`FleetConfig::bridge`]), silent instances count with their
+/// last state until `forget_after_ms`.
 #[derive(Debug, Clone)]
 pub struct FleetState {
     view: FleetView,
@@ -114,14 +34,7 @@ pub struct FleetState {
 
 impl FleetState {
     /// An empty fleet.
-    pub fn new(config: &BridgeConfig, wall: WallClock) -> Self {
-        let fleet = FleetConfig {
-            missed_heartbeats: config.missed_heartbeats,
-            max_event_age_ms: config.max_event_age_ms,
-            fallback: Fallback::HoldLast,
-            forget_after_ms: config.expire_after_ms,
-            ..FleetConfig::default()
-        };
+    pub fn new(fleet: FleetConfig, wall: WallClock) -> Self {
         Self {
             view: FleetView::new(fleet, wall),
             lags: BTreeMap::new(),
@@ -206,7 +119,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::event::InstanceId;
+    use crate::event::{BackpressureLevel, InstanceId};
 
     fn event(
         coordinator: &str,
@@ -230,11 +143,11 @@ mod tests {
     }
 
     fn fleet() -> FleetState {
-        let config = BridgeConfig {
+        let config = FleetConfig {
             max_event_age_ms: 0,
-            ..BridgeConfig::default()
+            ..FleetConfig::bridge()
         };
-        FleetState::new(&config, WallClock::anchored_at(Duration::from_secs(1_000)))
+        FleetState::new(config, WallClock::anchored_at(Duration::from_secs(1_000)))
     }
 
     fn id(s: &str) -> CoordinatorId {

@@ -1,115 +1,13 @@
-//! The agent's view of every coordinator instance: ordering, staleness, expiry and merging.
+//! `FleetView`: every coordinator instance's latest state, ordered, aged, expired and merged.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use serde::Deserialize;
 use tokio::time::Instant;
 
-use super::policy::Signal;
+use super::{Fallback, FleetConfig, Observed, Signal};
 use crate::clock::WallClock;
 use crate::event::{CoordinatorId, FeedbackEvent, InstanceId};
-
-/// What happens to an instance that stopped sending heartbeats.
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Fallback {
-    /// Keep obeying its last event until it is forgotten.
-    HoldLast,
-    /// Drop it from the merge but cap the scale at this value until it is forgotten.
-    Scale(f64),
-}
-
-/// How the fleet view judges events and silence.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct FleetConfig {
-    /// Heartbeats an instance may miss before it counts as silent.
-    pub missed_heartbeats: u32,
-    /// Heartbeat interval assumed for events that do not state theirs, in milliseconds.
-    pub default_heartbeat_ms: u64,
-    /// An event is stale, and ignored, when it is this much older than its instance's
-    /// freshest events, in milliseconds; 0 disables the check. Ages are measured against each
-    /// instance's own clock (the smallest delay seen from it is its baseline), so a store whose
-    /// clock is off still works, while events it queued during an outage and delivered late
-    /// are recognised.
-    pub max_event_age_ms: u64,
-    /// The first event of an unknown instance is ignored when its timestamp is further than
-    /// this from the local clock, either way, in milliseconds (old events of long-dead pods
-    /// read from the last-value stream); 0 disables the check.
-    pub max_clock_skew_ms: u64,
-    /// What a silent instance counts as.
-    pub fallback: Fallback,
-    /// A silent instance is forgotten entirely after this long without events, in
-    /// milliseconds (a pod that died without saying goodbye).
-    pub forget_after_ms: u64,
-}
-
-impl Default for FleetConfig {
-    fn default() -> Self {
-        Self {
-            missed_heartbeats: 3,
-            default_heartbeat_ms: 1_000,
-            max_event_age_ms: 15_000,
-            max_clock_skew_ms: 300_000,
-            fallback: Fallback::Scale(0.5),
-            forget_after_ms: 300_000,
-        }
-    }
-}
-
-impl FleetConfig {
-    /// Checks ranges, naming the offending key.
-    pub fn validate(&self) -> Result<(), (&'static str, String)> {
-        if self.missed_heartbeats == 0 {
-            return Err(("missed_heartbeats", "must be at least 1".into()));
-        }
-        if self.default_heartbeat_ms == 0 {
-            return Err(("default_heartbeat_ms", "must be at least 1".into()));
-        }
-        if self.max_clock_skew_ms > 0 && self.max_clock_skew_ms < self.max_event_age_ms {
-            return Err((
-                "max_clock_skew_ms",
-                "must not be below max_event_age_ms (or 0 to disable)".into(),
-            ));
-        }
-        if let Fallback::Scale(s) = self.fallback {
-            if !(0.0..=1.0).contains(&s) {
-                return Err(("fallback", format!("scale must be within [0, 1], got {s}")));
-            }
-        }
-        Ok(())
-    }
-}
-
-/// What the fleet view did with one event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Observed {
-    /// Newer than anything seen from its instance: it is the instance's state now.
-    Applied,
-    /// The same `(epoch, seq)` as the instance's current state.
-    Duplicate,
-    /// Older than the instance's current state (a late or replayed event).
-    OutOfOrder,
-    /// Its timestamp is too old: `max_event_age_ms` behind its instance's freshest events, or
-    /// (first event of an instance) `max_clock_skew_ms` away from the local clock.
-    TooOld,
-    /// The instance said goodbye and was forgotten.
-    Left,
-}
-
-impl Observed {
-    /// Label value for metrics and logs.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Applied => "applied",
-            Self::Duplicate => "duplicate",
-            Self::OutOfOrder => "out_of_order",
-            Self::TooOld => "too_old",
-            Self::Left => "left",
-        }
-    }
-}
 
 #[derive(Debug, Clone)]
 struct Instance {

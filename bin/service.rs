@@ -1,0 +1,37 @@
+//! What the three service binaries share: the `--config` argument, logging, settings, the
+//! run until SIGTERM or SIGINT, and the final report printed as one JSON line.
+
+use std::future::Future;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use backflow::settings::Settings;
+use serde::Serialize;
+
+/// The settings file argument.
+#[derive(clap::Args)]
+pub(crate) struct ConfigArg {
+    /// Settings file (YAML; see docs/configuration.md). Environment variables override it.
+    #[arg(long, short, env = "BACKFLOW_CONFIG")]
+    pub(crate) config: Option<PathBuf>,
+}
+
+/// Sets up logging, loads the settings, runs `service` until a shutdown signal, and prints
+/// its report (if any) as one JSON line.
+pub(crate) async fn main<R, E, F, Fut>(what: &str, arg: ConfigArg, service: F) -> Result<()>
+where
+    R: Serialize,
+    E: std::error::Error + Send + Sync + 'static,
+    F: FnOnce(Settings, backflow::process::Shutdown) -> Fut,
+    Fut: Future<Output = Result<R, E>>,
+{
+    backflow::process::init_tracing("info");
+    let settings = Settings::load(arg.config.as_deref()).context("loading settings")?;
+    let report = service(settings, backflow::process::shutdown_signal())
+        .await
+        .with_context(|| format!("{what} failed"))?;
+    if serde_json::to_value(&report)? != serde_json::Value::Null {
+        println!("{}", serde_json::to_string(&report)?);
+    }
+    Ok(())
+}

@@ -1,0 +1,206 @@
+//! `Agent`: a running pipeline agent — its sources paced by the rate coordinator, published
+//! to the write stream with acknowledgements, and slowed down by feedback — and its stop.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use async_nats::jetstream;
+use tokio::task::{JoinHandle, JoinSet};
+use tokio_util::sync::CancellationToken;
+
+use super::config::AgentSetup;
+use super::listen::{router, start_feedback};
+use super::produce;
+use super::publisher::{PublishPlan, PublishStats, RowPublisher};
+use super::{AgentError, AgentReport};
+use crate::bus::nats::NatsConnection;
+use crate::event::InstanceId;
+use crate::feedback::HandlerStats;
+use crate::metrics::{Metrics, serve};
+use crate::rate::RateCoordinator;
+
+/// A running agent. Stop it with [`stop`](Self::stop); [`finished`](Self::finished) resolves
+/// once every source is exhausted (or reached `agent.max_rows`) and what it produced is
+/// published.
+pub struct Agent {
+    name: String,
+    handler: Option<Arc<HandlerStats>>,
+    produced: Arc<AtomicU64>,
+    min_scale: Arc<AtomicU64>,
+    metrics_addr: SocketAddr,
+    /// Tells the publisher to stop taking rows and drain.
+    shutdown: CancellationToken,
+    /// Stops producers, the feedback handler and the servers.
+    stop: CancellationToken,
+    publishing: JoinHandle<PublishStats>,
+    published: Option<PublishStats>,
+    producers: JoinSet<()>,
+    tasks: JoinSet<()>,
+}
+
+impl std::fmt::Debug for Agent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Agent")
+            .field("name", &self.name)
+            .field("metrics_addr", &self.metrics_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Runs an agent until `shutdown` (or until every source is exhausted or reached
+/// `agent.max_rows`), then waits up to `agent.drain_timeout_ms` for outstanding
+/// acknowledgements.
+pub async fn run(
+    setup: AgentSetup,
+    shutdown: impl Future<Output = ()>,
+) -> Result<AgentReport, AgentError> {
+    let mut agent = Agent::start(&setup).await?;
+    tokio::select! {
+        () = shutdown => {}
+        () = agent.finished() => {}
+    }
+    Ok(agent.stop().await)
+}
+
+impl Agent {
+    /// Connects, starts the feedback handler (NATS, and HTTP when `agent.http_receiver`),
+    /// serves `/metrics`, and starts one producer per provider and the publisher.
+    pub async fn start(setup: &AgentSetup) -> Result<Self, AgentError> {
+        setup.validate()?;
+        setup.check_runnable()?;
+        let config = &setup.agent;
+        let name = config
+            .name
+            .clone()
+            .unwrap_or_else(|| InstanceId::generate().to_string());
+        let rate = setup.rate.build()?;
+        let conn = setup.nats.connect("backflow-agent").await?;
+        let (stop, mut tasks) = (CancellationToken::new(), JoinSet::new());
+        let metrics = Metrics::new()?;
+        let handler =
+            start_feedback(setup, &name, &rate, &conn, &metrics, &stop, &mut tasks).await?;
+        let (metrics_addr, server) = serve(
+            &setup.metrics,
+            router(&metrics, &conn),
+            stop.clone().cancelled_owned(),
+        )
+        .await?;
+        tasks.spawn(async move {
+            let _ = server.await;
+        });
+        tracing::info!(%metrics_addr, "Agent metrics listening.");
+        let min_scale = watch_min_scale(&rate, &stop, &mut tasks)?;
+        let produced = Arc::new(AtomicU64::new(0));
+        let mut producers = JoinSet::new();
+        let rows = produce::start(config, &name, &rate, &produced, &stop, &mut producers)?;
+        let shutdown = CancellationToken::new();
+        let publisher = row_publisher(setup, &conn)?;
+        let publishing =
+            tokio::spawn(publisher.run(rows, shutdown.clone().cancelled_owned(), stop.clone()));
+        tracing::info!(%name, providers = ?rate.provider_names(), "Agent running.");
+        Ok(Self {
+            name,
+            handler,
+            produced,
+            min_scale,
+            metrics_addr,
+            shutdown,
+            stop,
+            publishing,
+            published: None,
+            producers,
+            tasks,
+        })
+    }
+
+    /// Where `/metrics` is served.
+    pub fn metrics_addr(&self) -> SocketAddr {
+        self.metrics_addr
+    }
+
+    /// Resolves once the sources are exhausted and their rows published (never, for endless
+    /// sources). Cancel-safe.
+    pub async fn finished(&mut self) {
+        if self.published.is_none() {
+            let stats = (&mut self.publishing).await.unwrap_or_default();
+            self.published = Some(stats);
+        }
+    }
+
+    /// Stops production, publishes what was produced, waits up to `agent.drain_timeout_ms`
+    /// for acknowledgements, stops the handler and the servers; returns what the agent did.
+    pub async fn stop(mut self) -> AgentReport {
+        self.shutdown.cancel();
+        let stats = match self.published.take() {
+            Some(stats) => stats,
+            None => self.publishing.await.unwrap_or_default(),
+        };
+        self.stop.cancel();
+        while self.producers.join_next().await.is_some() {}
+        self.tasks.shutdown().await;
+        AgentReport {
+            name: self.name,
+            produced: self.produced.load(Relaxed),
+            acked: stats.acked,
+            messages: stats.messages,
+            retries: stats.retries,
+            unacked: stats.unacked,
+            min_scale: f64::from_bits(self.min_scale.load(Relaxed)),
+            adjustments: self.handler.map_or(0, |s| s.adjustments.load(Relaxed)),
+        }
+    }
+}
+
+/// Tracks the lowest scale any provider was given (for the final report).
+fn watch_min_scale(
+    rate: &RateCoordinator,
+    stop: &CancellationToken,
+    tasks: &mut JoinSet<()>,
+) -> Result<Arc<AtomicU64>, AgentError> {
+    let min_scale = Arc::new(AtomicU64::new(1.0f64.to_bits()));
+    for provider in rate.provider_names() {
+        let mut scale = rate.watch_scale(&provider)?;
+        let (min_scale, stop) = (min_scale.clone(), stop.clone());
+        tasks.spawn(async move {
+            while let Some(Ok(())) = stop.run_until_cancelled(scale.changed()).await {
+                let s = *scale.borrow_and_update();
+                min_scale.fetch_min(s.to_bits(), Relaxed); // non-negative floats order as bits
+            }
+        });
+    }
+    Ok(min_scale)
+}
+
+/// The publisher of rows to `<prefix>.writes.<coordinator_id>`, with the ack log if any.
+fn row_publisher(setup: &AgentSetup, conn: &NatsConnection) -> Result<RowPublisher, AgentError> {
+    let config = &setup.agent;
+    let log = match &config.ack_log {
+        Some(path) => Some(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|source| AgentError::AckLog {
+                    path: path.clone(),
+                    source,
+                })?,
+        ),
+        None => None,
+    };
+    let js = jetstream::ContextBuilder::new()
+        .timeout(Duration::from_millis(config.publish_timeout_ms))
+        .build(conn.client.clone());
+    let plan = PublishPlan {
+        subject: conn.subjects.writes(&config.coordinator_id),
+        ack_timeout: Duration::from_millis(config.publish_timeout_ms),
+        retry_delay: Duration::from_millis(config.retry_delay_ms),
+        max_in_flight: config.max_in_flight,
+        batch_rows: config.batch_rows,
+        linger: Duration::from_millis(config.linger_ms),
+        drain_timeout: Duration::from_millis(config.drain_timeout_ms),
+    };
+    Ok(RowPublisher::new(js, plan, log))
+}

@@ -1,0 +1,15 @@
+//! The fleet view: every coordinator instance's latest state — ordered, aged, expired and
+//! merged — shared by agents (through their feedback handler), transports (which report its
+//! [`Observed`] outcome to senders) and the metrics bridge.
+
+mod config;
+mod coordinator;
+mod observed;
+mod signal;
+mod view;
+
+pub use config::{Fallback, FleetConfig, bridge_defaults};
+pub use coordinator::CoordinatorView;
+pub use observed::Observed;
+pub use signal::Signal;
+pub use view::FleetView;

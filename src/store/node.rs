@@ -1,0 +1,265 @@
+//! `Store`: a running store node — its consumer feeding a write coordinator that writes to
+//! the database, acknowledges what is committed and publishes feedback — and its stop.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::PullConsumer;
+use tokio::task::JoinHandle;
+use tokio::time::sleep;
+use tokio_util::sync::CancellationToken;
+
+use super::config::StoreSetup;
+use super::pending::{AckStats, Acking, Pending, Redeliver};
+use super::pull::{PullCounters, Puller, poll_backlog};
+use super::sink::build_sink;
+use super::stream::{ensure_write_consumer, ensure_write_stream};
+use super::{StoreError, StoreReport};
+use crate::bus::http::HttpPublisher;
+use crate::bus::nats::{NatsConnection, NatsError, NatsPublisher, ensure_state_stream};
+use crate::bus::{Fanout, FeedbackPublisher};
+use crate::clock::WallClock;
+use crate::coordinator::WriteCoordinator;
+use crate::error::Chain;
+use crate::metrics::{Metrics, MetricsError, serve};
+
+/// A running store node. Stop it with [`stop`](Self::stop).
+pub struct Store {
+    coordinator: WriteCoordinator<Pending>,
+    conn: NatsConnection,
+    counters: Arc<PullCounters>,
+    acks: Arc<AckStats>,
+    drain_timeout: Duration,
+    feeding: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+    http_stop: CancellationToken,
+    http: JoinHandle<Result<(), MetricsError>>,
+    metrics_addr: SocketAddr,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("coordinator_id", self.coordinator.coordinator_id())
+            .field("metrics_addr", &self.metrics_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Runs a store node until `shutdown`, then drains: stops pulling, writes and acknowledges
+/// what is queued (up to `store.drain_timeout_ms`), hands the rest back for redelivery, and
+/// says goodbye to the agents.
+pub async fn run(
+    setup: StoreSetup,
+    shutdown: impl Future<Output = ()>,
+) -> Result<StoreReport, StoreError> {
+    let store = Store::start(&setup).await?;
+    shutdown.await;
+    tracing::info!("Store stopping: draining.");
+    Ok(store.stop().await)
+}
+
+impl Store {
+    /// Connects, makes sure the streams and the consumer exist (retrying while JetStream
+    /// elects its leaders), opens the database, starts the write coordinator and its feeder,
+    /// and serves `/metrics`, `/healthz` and `/readyz` on `metrics.listen`.
+    pub async fn start(setup: &StoreSetup) -> Result<Self, StoreError> {
+        setup.validate()?;
+        let config = &setup.store;
+        let conn = setup.nats.connect("backflow-store").await?;
+        let consumer = prepare_streams(&conn, setup).await?;
+        let acks = Arc::new(AckStats::default());
+        let coordinator = start_coordinator(setup, &conn, acks.clone()).await?;
+        let metrics = Metrics::new()?;
+        metrics.register(coordinator.clone())?;
+        let http_stop = CancellationToken::new();
+        let probe = coordinator.clone();
+        let (metrics_addr, http) = serve(
+            &setup.metrics,
+            metrics.router(move || probe.health().is_healthy()),
+            http_stop.clone().cancelled_owned(),
+        )
+        .await?;
+        let id = coordinator.coordinator_id().clone();
+        tracing::info!(
+            coordinator_id = %id,
+            consumer = %conn.subjects.write_consumer(&id),
+            metrics = %metrics_addr,
+            "Store running."
+        );
+        let mut store = Self {
+            coordinator,
+            conn,
+            counters: Arc::default(),
+            acks,
+            drain_timeout: Duration::from_millis(config.drain_timeout_ms),
+            feeding: CancellationToken::new(),
+            tasks: Vec::new(),
+            http_stop,
+            http,
+            metrics_addr,
+        };
+        store.feed(consumer, setup);
+        Ok(store)
+    }
+
+    /// Starts the puller and the backlog poll.
+    fn feed(&mut self, consumer: PullConsumer, setup: &StoreSetup) {
+        let config = setup.store.clone();
+        let backlog = poll_backlog(
+            consumer.clone(),
+            self.coordinator.clone(),
+            self.counters.clone(),
+            config.rows_per_message,
+            Duration::from_millis(config.backlog_poll_ms),
+        );
+        let feeding = self.feeding.clone();
+        self.tasks.push(tokio::spawn(async move {
+            feeding.run_until_cancelled(backlog).await;
+        }));
+        let (coordinator, client, counters) = (
+            self.coordinator.clone(),
+            self.conn.client.clone(),
+            self.counters.clone(),
+        );
+        let dead_subject = self.conn.subjects.dead_letter(coordinator.coordinator_id());
+        let feeding = self.feeding.clone();
+        self.tasks.push(tokio::spawn(async move {
+            let puller = Puller {
+                consumer: &consumer,
+                coordinator: &coordinator,
+                client: &client,
+                dead_subject,
+                config: &config,
+                counters: &counters,
+            };
+            feeding.run_until_cancelled(puller.run()).await;
+        }));
+    }
+
+    /// Where `/metrics` is served.
+    pub fn metrics_addr(&self) -> SocketAddr {
+        self.metrics_addr
+    }
+
+    /// The write coordinator.
+    pub fn coordinator(&self) -> &WriteCoordinator<Pending> {
+        &self.coordinator
+    }
+
+    /// Stops pulling, drains the queue (up to `store.drain_timeout_ms`), says goodbye and
+    /// stops serving; returns what the store did.
+    pub async fn stop(self) -> StoreReport {
+        self.feeding.cancel();
+        for task in self.tasks {
+            let _ = task.await;
+        }
+        let stopped = self.coordinator.stop(true, self.drain_timeout).await;
+        let _ = self.conn.client.flush().await;
+        self.http_stop.cancel();
+        let _ = self.http.await;
+        StoreReport {
+            received: self.counters.received.load(Relaxed),
+            rows: self.counters.rows.load(Relaxed),
+            poison: self.counters.poison.load(Relaxed),
+            acked: self.acks.acked.load(Relaxed),
+            redelivered: self.acks.redelivered.load(Relaxed),
+            drained: stopped.drained,
+            stats: stopped.stats,
+        }
+    }
+}
+
+/// The last-value stream (best effort), the write stream and this coordinator's consumer.
+///
+/// A pod may start while the NATS cluster is still electing its JetStream leader: the setup
+/// is retried for a while before giving up.
+async fn prepare_streams(
+    conn: &NatsConnection,
+    setup: &StoreSetup,
+) -> Result<PullConsumer, NatsError> {
+    let id = &setup.coordinator.coordinator_id;
+    with_retries(|| async {
+        if let Err(error) = ensure_state_stream(conn).await {
+            tracing::warn!(error = %Chain(&error), "Last-value stream unavailable; agents will learn levels from live events only.");
+        }
+        ensure_write_stream(conn, &setup.store.stream).await?;
+        ensure_write_consumer(conn, id, &setup.store).await
+    })
+    .await
+}
+
+/// The write coordinator over the database, handing rows it cannot write back to JetStream
+/// and publishing feedback on NATS (and HTTP when configured).
+async fn start_coordinator(
+    setup: &StoreSetup,
+    conn: &NatsConnection,
+    acks: Arc<AckStats>,
+) -> Result<WriteCoordinator<Pending>, StoreError> {
+    let config = &setup.store;
+    let sink = build_sink::<Pending>(&config.sink, &config.throttle).await?;
+    let coordinator = WriteCoordinator::builder(
+        setup.coordinator.clone(),
+        Arc::new(Acking {
+            inner: sink,
+            stats: acks.clone(),
+        }),
+    )
+    .dead_letter(Arc::new(Redeliver {
+        client: conn.client.clone(),
+        dead_subject: conn.subjects.dead_letter(&setup.coordinator.coordinator_id),
+        delay: Duration::from_millis(config.redeliver_delay_ms),
+        stats: acks,
+    }))
+    .publisher(publisher(setup, conn)?)
+    .wall_clock(skewed_clock(config.clock_skew_ms))
+    .start()
+    .map_err(|e| e.under("coordinator"))?;
+    Ok(coordinator)
+}
+
+/// Runs `setup` until it succeeds, for up to about 30 s.
+async fn with_retries<T, F, Fut>(mut setup: F) -> Result<T, NatsError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, NatsError>>,
+{
+    let mut attempt = 0;
+    loop {
+        match setup().await {
+            Ok(v) => return Ok(v),
+            Err(error) if attempt < 30 => {
+                attempt += 1;
+                tracing::warn!(error = %Chain(&error), attempt, "JetStream setup failed; retrying.");
+                sleep(Duration::from_secs(1)).await;
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
+
+fn skewed_clock(skew_ms: i64) -> WallClock {
+    let now = WallClock::new().now_unix();
+    let skew = Duration::from_millis(skew_ms.unsigned_abs());
+    WallClock::anchored_at(if skew_ms >= 0 {
+        now + skew
+    } else {
+        now.saturating_sub(skew)
+    })
+}
+
+/// NATS, plus the HTTP emitter when URLs are configured.
+fn publisher(
+    setup: &StoreSetup,
+    conn: &NatsConnection,
+) -> Result<Arc<dyn FeedbackPublisher>, StoreError> {
+    let nats: Arc<dyn FeedbackPublisher> = Arc::new(NatsPublisher::new(conn));
+    if !setup.emitter.is_enabled() {
+        return Ok(nats);
+    }
+    let http = HttpPublisher::new(&setup.emitter)?;
+    Ok(Arc::new(Fanout(vec![nats, Arc::new(http)])))
+}
