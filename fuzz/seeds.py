@@ -129,8 +129,8 @@ def settings_texts():
     for path in sorted((ROOT / "deploy").glob("*/configmap.yaml")):
         for text in yaml.safe_load(path.read_text()).get("data", {}).values():
             yield text
-    readme = (ROOT / "README.md").read_text()
-    config = readme.split("## Configuration", 1)[1]
+    reference = (ROOT / "docs" / "configuration.md").read_text()
+    config = reference.split("## A file with every default", 1)[1]
     yield re.search(r"```yaml\n(.*?)```", config, re.S).group(1)
     yield "feedback:\n  provider_name: ibkr\nrate_coordinator:\n  providers:\n    ibkr: {capacity: 100, refill_rate: 60, cooldown_sec: 300}\n#env\nMDP_FB_ENABLE_FEEDBACK=false\nMDP_RATE_IBKR_CAPACITY=250\nMDS_HIGH_WATERMARK=1500\nMDS_CAPACITY=2000\nMDP_FB_FLEET__FALLBACK={scale: 0.5}\nBACKFLOW_NATS__SERVERS=[nats://a:4222]\n"
     yield "#env\nMDP_RATE_POLYGON_REFILL_RATE=5\nMDP_FB_PROVIDER_NAME=polygon\n"
