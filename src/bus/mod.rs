@@ -7,6 +7,7 @@ mod memory;
 pub mod nats;
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use async_trait::async_trait;
 use tokio::sync::oneshot;
@@ -14,6 +15,7 @@ use tokio::sync::oneshot;
 use crate::error::{BoxError, Chain};
 use crate::event::{CoordinatorId, FeedbackEvent};
 use crate::fleet::Observed;
+use crate::telemetry::{FEEDBACK_DECODE_ERRORS_TOTAL, FEEDBACK_REFUSED_TOTAL, Readings};
 
 pub use counted::{Counted, FeedbackCounts, MAX_COUNTED_COORDINATORS, OTHER_COORDINATORS};
 pub use memory::{MemoryBus, MemorySubscription};
@@ -142,6 +144,23 @@ impl Interest {
             Self::All => true,
             Self::Only(ids) => ids.contains(id),
         }
+    }
+}
+
+/// Reports a transport's receive-side counters: messages that could not be decoded, and
+/// those refused for each other reason.
+pub(crate) fn read_refusals(
+    out: &mut Readings,
+    transport: &'static str,
+    decode_errors: &AtomicU64,
+    refused: &[(&'static str, &AtomicU64)],
+) {
+    let load = |c: &AtomicU64| c.load(Relaxed) as f64;
+    let label = [("transport", transport)];
+    out.set(&FEEDBACK_DECODE_ERRORS_TOTAL, &label, load(decode_errors));
+    for (reason, c) in refused {
+        let labels = [("transport", transport), ("reason", *reason)];
+        out.set(&FEEDBACK_REFUSED_TOTAL, &labels, load(c));
     }
 }
 

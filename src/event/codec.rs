@@ -10,6 +10,14 @@ use super::{
 /// Longest `reason` accepted, in bytes: reasons are labels, not payloads.
 pub const MAX_REASON_LEN: usize = 256;
 
+/// The `coordinator_id` field of an event, validated.
+pub fn coordinator_field(raw: String) -> Result<CoordinatorId, DecodeError> {
+    CoordinatorId::new(raw).map_err(|source| DecodeError::InvalidId {
+        field: "coordinator_id",
+        source,
+    })
+}
+
 /// Refuses a `reason` longer than [`MAX_REASON_LEN`].
 pub fn check_reason(reason: Option<&str>) -> Result<(), DecodeError> {
     match reason {
@@ -85,11 +93,7 @@ impl TryFrom<Wire> for FeedbackEvent {
             return Err(DecodeError::UnsupportedVersion(w.version));
         }
         let level: BackpressureLevel = w.level.parse()?;
-        let coordinator_id =
-            CoordinatorId::new(w.coordinator_id).map_err(|source| DecodeError::InvalidId {
-                field: "coordinator_id",
-                source,
-            })?;
+        let coordinator_id = coordinator_field(w.coordinator_id)?;
         let instance_id =
             InstanceId::new(w.instance_id).map_err(|source| DecodeError::InvalidId {
                 field: "instance_id",

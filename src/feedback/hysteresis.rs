@@ -159,11 +159,7 @@ mod tests {
     use BackpressureLevel::*;
 
     fn signal(level: BackpressureLevel) -> Signal {
-        Signal {
-            level,
-            utilization: 0.0,
-            instances: 1,
-        }
+        Signal::at(level)
     }
 
     fn no_jitter() -> HysteresisPolicy {

@@ -74,11 +74,7 @@ mod tests {
     use super::*;
 
     fn signal(level: BackpressureLevel) -> Signal {
-        Signal {
-            level,
-            utilization: 0.0,
-            instances: 1,
-        }
+        Signal::at(level)
     }
 
     #[tokio::test]

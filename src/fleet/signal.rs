@@ -14,6 +14,15 @@ pub struct Signal {
 }
 
 impl Signal {
+    /// The signal of one instance at `level` with an empty queue.
+    pub fn at(level: BackpressureLevel) -> Self {
+        Self {
+            level,
+            utilization: 0.0,
+            instances: 1,
+        }
+    }
+
     /// The signal of a fleet that reported nothing.
     pub const QUIET: Signal = Signal {
         level: BackpressureLevel::Ok,

@@ -5,6 +5,7 @@ use serde::Deserialize;
 
 use crate::event::{
     BackpressureLevel, CoordinatorId, DecodeError, FeedbackEvent, InstanceId, check_reason,
+    coordinator_field,
 };
 
 /// Instance id of v0 events that name no `source`.
@@ -48,11 +49,7 @@ impl V0Event {
         let w: V0Wire =
             serde_json::from_value(value).map_err(|e| DecodeError::Malformed(e.to_string()))?;
         let level: BackpressureLevel = w.level.parse()?;
-        let coordinator_id =
-            CoordinatorId::new(w.coordinator_id).map_err(|source| DecodeError::InvalidId {
-                field: "coordinator_id",
-                source,
-            })?;
+        let coordinator_id = coordinator_field(w.coordinator_id)?;
         let instance_id = InstanceId::new(w.source.unwrap_or_else(|| DEFAULT_SOURCE.into()))
             .map_err(|source| DecodeError::InvalidId {
                 field: "source",

@@ -2,7 +2,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use crate::telemetry::{self as t, Probe, Readings};
+use crate::bus::read_refusals;
+use crate::telemetry::{Probe, Readings};
 
 /// What the receiver answered, one counter per kind of answer.
 #[derive(Debug, Default)]
@@ -43,21 +44,17 @@ impl HttpReceiverStats {
 
 impl Probe for HttpReceiverStats {
     fn read(&self, out: &mut Readings) {
-        let load = |c: &AtomicU64| c.load(Relaxed) as f64;
-        out.set(
-            &t::FEEDBACK_DECODE_ERRORS_TOTAL,
-            &[("transport", "http")],
-            load(&self.invalid),
+        read_refusals(
+            out,
+            "http",
+            &self.invalid,
+            &[
+                ("unauthorized", &self.unauthorized),
+                ("too_large", &self.too_large),
+                ("unsupported_media_type", &self.unsupported_media_type),
+                ("queue_full", &self.queue_full),
+                ("unanswered", &self.unanswered),
+            ],
         );
-        for (reason, c) in [
-            ("unauthorized", &self.unauthorized),
-            ("too_large", &self.too_large),
-            ("unsupported_media_type", &self.unsupported_media_type),
-            ("queue_full", &self.queue_full),
-            ("unanswered", &self.unanswered),
-        ] {
-            let labels = [("transport", "http"), ("reason", reason)];
-            out.set(&t::FEEDBACK_REFUSED_TOTAL, &labels, load(c));
-        }
     }
 }

@@ -16,9 +16,10 @@ use super::NatsError;
 use super::connection::NatsConnection;
 use super::signing::Refusal;
 use super::state::{Kept, read_state};
+use crate::bus::read_refusals;
 use crate::bus::{Delivery, Interest};
 use crate::event::{FeedbackEvent, decode};
-use crate::telemetry::{self as t, Probe, Readings};
+use crate::telemetry::{Probe, Readings};
 
 /// What the subscriber saw, for metrics.
 #[derive(Debug, Default)]
@@ -47,22 +48,18 @@ pub struct SubscriberStats {
 
 impl Probe for SubscriberStats {
     fn read(&self, out: &mut Readings) {
-        let load = |c: &AtomicU64| c.load(Relaxed) as f64;
-        out.set(
-            &t::FEEDBACK_DECODE_ERRORS_TOTAL,
-            &[("transport", "nats")],
-            load(&self.decode_errors),
+        read_refusals(
+            out,
+            "nats",
+            &self.decode_errors,
+            &[
+                ("invalid_subject", &self.invalid_subject),
+                ("oversize", &self.oversize),
+                ("unsigned", &self.unsigned),
+                ("untrusted_key", &self.untrusted_key),
+                ("bad_signature", &self.bad_signature),
+            ],
         );
-        for (reason, c) in [
-            ("invalid_subject", &self.invalid_subject),
-            ("oversize", &self.oversize),
-            ("unsigned", &self.unsigned),
-            ("untrusted_key", &self.untrusted_key),
-            ("bad_signature", &self.bad_signature),
-        ] {
-            let labels = [("transport", "nats"), ("reason", reason)];
-            out.set(&t::FEEDBACK_REFUSED_TOTAL, &labels, load(c));
-        }
     }
 }
 
