@@ -103,23 +103,12 @@ impl<T: Send + Sync + 'static> Builder<T> {
             abort: CancellationToken::new(),
             workers_running: AtomicUsize::new(config.workers),
         });
-        let wall = self.wall.unwrap_or_default();
         let instance_id = config
             .instance_id
             .clone()
             .unwrap_or_else(InstanceId::generate);
-        let emitter = Emitter {
-            publisher: self.publisher,
-            coordinator_id: config.coordinator_id.clone(),
-            instance_id: instance_id.clone(),
-            epoch: wall.now_us(),
-            capacity: config.capacity,
-            heartbeat: config.heartbeat_interval(),
-            wall,
-            stats,
-            seq: 0,
-            failing: false,
-        };
+        let wall = self.wall.unwrap_or_default();
+        let emitter = Emitter::new(self.publisher, &config, instance_id.clone(), wall, stats);
         let tasks = spawn(&shared, emitter, levels_rx, config.workers);
         tracing::info!(
             coordinator_id = %config.coordinator_id,

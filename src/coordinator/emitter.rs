@@ -8,6 +8,7 @@ use tokio::sync::mpsc;
 use tokio::time::{MissedTickBehavior, interval};
 use tokio_util::sync::CancellationToken;
 
+use super::config::CoordinatorConfig;
 use super::queue::LevelChange;
 use super::stats::CoordinatorStats;
 use crate::bus::FeedbackPublisher;
@@ -29,6 +30,28 @@ pub(crate) struct Emitter {
 }
 
 impl Emitter {
+    /// The emitter of instance `instance_id` of `config`'s coordinator; its epoch is now.
+    pub(crate) fn new(
+        publisher: Arc<dyn FeedbackPublisher>,
+        config: &CoordinatorConfig,
+        instance_id: InstanceId,
+        wall: WallClock,
+        stats: Arc<CoordinatorStats>,
+    ) -> Self {
+        Self {
+            publisher,
+            coordinator_id: config.coordinator_id.clone(),
+            instance_id,
+            epoch: wall.now_us(),
+            capacity: config.capacity,
+            heartbeat: config.heartbeat_interval(),
+            wall,
+            stats,
+            seq: 0,
+            failing: false,
+        }
+    }
+
     fn event(&mut self, level: BackpressureLevel, depth: u64, reason: &str) -> FeedbackEvent {
         self.seq += 1;
         let mut event = FeedbackEvent::new(
