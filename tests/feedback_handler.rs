@@ -368,3 +368,78 @@ async fn a_silent_pod_with_a_live_sibling_is_forgotten_without_fallback() {
         "no fallback while its sibling reports"
     );
 }
+
+/// One agent (proportional policy, jitter from `seed`) following a store that heartbeats OK
+/// every 250 ms, falls silent from 2 s to 7 s (a broker outage), then heartbeats again.
+/// Returns (seconds, scale) every 10 ms until 12 s.
+async fn through_an_outage(seed: u64) -> Vec<(f64, f64)> {
+    use backflow::feedback::{ProportionalConfig, ProportionalPolicy};
+    let r = rate();
+    let policy = ProportionalPolicy::new(ProportionalConfig::default(), seed);
+    let fleet = FleetConfig {
+        fallback: Fallback::Scale(0.5),
+        ..FleetConfig::default()
+    };
+    let mut h = FeedbackHandler::new(r.clone(), ["ibkr"], Box::new(policy), fleet)
+        .unwrap()
+        .with_wall_clock(WallClock::new());
+    let t0 = Instant::now();
+    let (mut seq, mut samples) = (0, Vec::new());
+    for step in 0..=1_200u64 {
+        let ms = step * 10;
+        let now = t0 + Duration::from_millis(ms);
+        run_until(&mut h, now).await;
+        let outage = (2_000..7_000).contains(&ms);
+        if ms % 250 == 0 && !outage {
+            seq += 1;
+            let mut e = event("default", "store-0", seq, Fine, 0, 1_000);
+            e.heartbeat_ms = 250;
+            h.handle(e);
+        }
+        samples.push((ms as f64 / 1_000.0, r.scale("ibkr").unwrap()));
+    }
+    samples
+}
+
+#[tokio::test(start_paused = true)]
+async fn after_an_outage_scales_rise_no_faster_than_the_ramp_and_spread_by_jitter() {
+    let max_rise = backflow::feedback::ProportionalConfig::default().max_rise_per_sec;
+    let mut back_at = Vec::new();
+    for seed in 1..=5 {
+        let samples = through_an_outage(seed).await;
+        let at = |t: f64| samples.iter().find(|(s, _)| *s >= t).map(|(_, x)| *x);
+        assert_eq!(
+            at(1.9),
+            Some(1.0),
+            "seed {seed}: full rate before the outage"
+        );
+        assert_eq!(
+            at(6.9),
+            Some(0.5),
+            "seed {seed}: capped while the store is silent"
+        );
+        // No rise faster than the ramp: over any window, at most `max_rise` per second,
+        // plus the one 250 ms step a single signal may justify.
+        for (i, (t1, s1)) in samples.iter().enumerate() {
+            for (t2, s2) in &samples[i + 1..] {
+                let allowed = max_rise * (t2 - t1 + 0.25) + 1e-9;
+                assert!(
+                    s2 - s1 <= allowed,
+                    "seed {seed}: rose {s1} -> {s2} between {t1} s and {t2} s"
+                );
+            }
+        }
+        let first_rise = samples
+            .iter()
+            .find(|(t, s)| *t > 7.0 && *s > 0.5)
+            .map(|(t, _)| *t)
+            .unwrap_or(f64::INFINITY);
+        assert!(at(11.9) == Some(1.0), "seed {seed}: back to full rate");
+        back_at.push(first_rise);
+    }
+    // The fleet's return is spread by the jitter: not every agent rises at the same moment.
+    let earliest = back_at.iter().copied().fold(f64::INFINITY, f64::min);
+    let latest = back_at.iter().copied().fold(0.0, f64::max);
+    assert!(latest - earliest >= 0.05, "rises at {back_at:?}");
+    assert!(earliest >= 8.0, "each waits a dwell first: {back_at:?}");
+}

@@ -114,6 +114,7 @@ async fn disabling_feedback_in_settings_runs_at_base_rates() {
             rate.clone(),
             settings.feedback.providers(&rate),
             &settings.feedback,
+            std::slice::from_ref(&settings.agent.coordinator_id),
             1,
         )
         .unwrap();

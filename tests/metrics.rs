@@ -117,6 +117,21 @@ const PINNED: &[(&str, &str, &[&str])] = &[
         &["coordinator_id"],
     ),
     (
+        "backflow_store_messages_acked_total",
+        "counter",
+        &["coordinator_id"],
+    ),
+    (
+        "backflow_store_ack_errors_total",
+        "counter",
+        &["coordinator_id"],
+    ),
+    (
+        "backflow_store_messages_redelivered_total",
+        "counter",
+        &["coordinator_id"],
+    ),
+    (
         "backflow_store_batch_write_seconds",
         "histogram",
         &["coordinator_id"],
@@ -263,6 +278,12 @@ async fn everything() -> (Metrics, CancellationToken) {
     .await
     .unwrap();
 
+    metrics
+        .register(backflow::store::AckProbe {
+            coordinator_id: CoordinatorId::default(),
+            stats: Arc::default(),
+        })
+        .unwrap();
     let mut fleet = FleetState::new(FleetConfig::bridge(), WallClock::new());
     fleet.observe(
         event("default", "pod-1", 1, BackpressureLevel::Hard, 90, 100),

@@ -9,7 +9,11 @@ use std::path::Path;
 
 use backflow::bus::nats::NatsOptions;
 use backflow::store::sink::SqliteSink;
-use common::rig::{Db, LONG, Rig, assert_exactly_acked, drop_table, num, pg_table, scrape_metrics};
+use common::rig::{
+    AGENT, BRIDGE, Db, LONG, Rig, STORE, assert_exactly_acked, drop_table, num, pg_table,
+    scrape_metrics,
+};
+use common::system::Proc;
 use common::system::wait_until;
 use futures_util::StreamExt;
 use tempfile::TempDir;
@@ -181,4 +185,131 @@ async fn two_stores_on_one_coordinator_share_the_consumer_and_agents_hear_both()
     assert_exactly_acked(&db, &[log1, log2]).await;
     drop_table(&table).await;
     let _: &Path = rig.dir.path();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_documented_environment_variable_at_once_starts_each_binary() {
+    let rig = Rig::new();
+    let db = rig.path("env.db");
+    // One file for the three binaries, named only by BACKFLOW_CONFIG; the rest comes from
+    // the variables the docs list, every kind at once.
+    let config = rig.write(
+        "everything.yaml",
+        "rate_coordinator: {providers: {feed: {capacity: 10, refill_rate: 1}}}\n".into(),
+    );
+    let var = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+    let env = vec![
+        var("BACKFLOW_CONFIG", &config.display().to_string()),
+        var("BACKFLOW_HTTP_TOKEN", "s3cret"),
+        var(
+            "BACKFLOW_TEST_POSTGRES",
+            "host=127.0.0.1 user=postgres dbname=test",
+        ),
+        var("BACKFLOW_NATS__SERVERS", &format!("['{}']", rig.nats.url())),
+        var("BACKFLOW_METRICS__LISTEN", "127.0.0.1:0"),
+        var(
+            "BACKFLOW_STORE__SINK",
+            &format!("{{kind: sqlite, path: '{}'}}", db.display()),
+        ),
+        var("BACKFLOW_AGENT__MAX_ROWS", "200"),
+        var("BACKFLOW_BRIDGE__PUBLISH_INTERVAL_MS", "200"),
+        var("MDS_CAPACITY", "600"),
+        var("MDS_HEARTBEAT_INTERVAL_MS", "200"),
+        var("MDP_FB_PROVIDER_NAME", "feed"),
+        var("MDP_RATE_FEED_REFILL_RATE", "400"),
+    ];
+    let store = Proc::start_with_env(STORE, "store", &env, rig.dir.path());
+    rig.stream_ready().await;
+    let agent = Proc::start_with_env(AGENT, "agent", &env, rig.dir.path());
+    let bridge = Proc::start_with_env(BRIDGE, "bridge", &env, rig.dir.path());
+    // MDS_CAPACITY reached the store.
+    let scrape = scrape_metrics(&store).await;
+    assert!(
+        scrape.contains("backflow_store_queue_capacity{coordinator_id=\"default\"} 600"),
+        "{scrape}"
+    );
+    // MDP_RATE_* and BACKFLOW_AGENT__MAX_ROWS reached the agent: it stops after its rows.
+    let report = agent.report(LONG).await;
+    assert_eq!(num(&report, &["acked"]), 200.0, "{report}");
+    // The bridge sees the store (BACKFLOW_NATS__SERVERS) and serves its view.
+    let scrape = scrape_metrics(&bridge).await;
+    assert!(
+        scrape.contains("coordinator_instances{coordinator_id=\"default\"} 1"),
+        "{scrape}"
+    );
+    bridge.terminate(LONG).await;
+    let report = store.terminate(LONG).await;
+    assert_eq!(report["drained"], true, "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_outage_is_logged_at_its_start_and_end_not_per_reconnect_attempt() {
+    let mut rig = Rig::new();
+    let (agent, _) = rig.agent("a1", 100, 1_000_000);
+    agent.metrics_addr().await;
+    rig.nats.kill();
+    // Three seconds of outage is about thirty reconnect attempts at the default 100 ms.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    rig.nats.restart();
+    wait_until(LONG, "the agent to log the end of the outage", || {
+        agent.log().contains("NATS reconnected.")
+    })
+    .await;
+    let log = agent.log();
+    let nats_warnings = log
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("NATS"))
+        .count();
+    assert_eq!(
+        log.matches("NATS disconnected; reconnecting.").count(),
+        1,
+        "{log}"
+    );
+    assert!(nats_warnings <= 2, "{nats_warnings} warnings:\n{log}");
+    let ended = log
+        .lines()
+        .find(|l| l.contains("NATS reconnected."))
+        .unwrap_or_default();
+    assert!(ended.contains("attempts="), "{ended}");
+    agent.kill();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acks_count_only_once_the_server_confirmed_them_so_a_killed_store_leaves_none_behind() {
+    let rig = Rig::new();
+    let db = Db::Sqlite(rig.path("bars.db"));
+    let store = rig.store("store-a", &db, 3_000);
+    rig.stream_ready().await;
+    let (agent, _) = rig.agent("a1", 2_000, 1_000_000);
+    // Under load, as soon as the store says it has acknowledged some messages: kill it.
+    let series = "backflow_store_messages_acked_total{coordinator_id=\"default\"}";
+    let acked = common::within(LONG, "the store to acknowledge messages", async {
+        loop {
+            let scrape = scrape_metrics(&store).await;
+            let acked = common::system::sample(&scrape, series).unwrap_or(0.0);
+            if acked >= 5.0 {
+                return acked;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    store.kill();
+    agent.kill();
+    let js = rig.js().await;
+    let info = js
+        .get_stream("BACKFLOW_WRITES")
+        .await
+        .unwrap()
+        .consumer_info("store-default")
+        .await
+        .unwrap();
+    // Every acknowledgement it counted had reached the server: what is still pending was
+    // delivered and never acknowledged, never acknowledged and lost with the process.
+    let delivered = info.delivered.consumer_sequence;
+    assert!(
+        info.num_ack_pending as u64 + acked as u64 <= delivered,
+        "pending {} + acked {acked} > delivered {delivered}",
+        info.num_ack_pending
+    );
 }

@@ -1,6 +1,7 @@
 //! How an agent hears feedback: its NATS subscription, optionally the `POST /feedback`
 //! receiver, merged into one stream for its feedback handler, all counted in its metrics.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
@@ -12,7 +13,7 @@ use super::AgentError;
 use super::config::AgentSetup;
 use crate::bus::http::HttpReceiver;
 use crate::bus::nats::{NatsConnection, NatsSubscriber};
-use crate::bus::{Counted, Delivery, Interest};
+use crate::bus::{Counted, Delivery};
 use crate::feedback::{FeedbackHandler, HandlerStats};
 use crate::metrics::Metrics;
 use crate::rate::RateCoordinator;
@@ -25,7 +26,16 @@ fn seed_of(name: &str) -> u64 {
     })
 }
 
-/// Starts the agent's feedback handler on its transports; `None` when feedback is off (the
+/// What the agent's feedback handling runs.
+#[derive(Default)]
+pub(super) struct Listening {
+    /// The handler's counters (none when feedback is off).
+    pub(super) stats: Option<Arc<HandlerStats>>,
+    /// Where `POST /feedback` is served, when it is.
+    pub(super) http: Option<SocketAddr>,
+}
+
+/// Starts the agent's feedback handler on its transports; nothing when feedback is off (the
 /// providers then only report their rates).
 pub(super) async fn start_feedback(
     setup: &AgentSetup,
@@ -35,23 +45,27 @@ pub(super) async fn start_feedback(
     metrics: &Metrics,
     stop: &CancellationToken,
     tasks: &mut JoinSet<()>,
-) -> Result<Option<Arc<HandlerStats>>, AgentError> {
+) -> Result<Listening, AgentError> {
     let fb = &setup.feedback;
     let providers = fb.providers(rate);
+    let writes_to = [setup.agent.coordinator_id.clone()];
+    let seed = seed_of(name);
     let Some(handler) =
-        FeedbackHandler::from_config(rate.clone(), providers.clone(), fb, seed_of(name))?
+        FeedbackHandler::from_config(rate.clone(), providers.clone(), fb, &writes_to, seed)?
     else {
         tracing::info!("Feedback disabled: running at base rates.");
         metrics.register(rate.probe(&rate.provider_names())?)?;
-        return Ok(None);
+        return Ok(Listening::default());
     };
-    let interest = Interest::of(fb.coordinators.iter().cloned());
-    let (nats, nats_stats) = NatsSubscriber::start(conn, interest).await?;
+    // Subscribed to what the handler follows; the handler applies the same rule to every
+    // transport (an HTTP post of another coordinator is refused as a NATS one would be).
+    let (nats, nats_stats) = NatsSubscriber::start(conn, handler.interest().clone()).await?;
     metrics.register(nats_stats)?;
-    let deliveries = if setup.agent.http_receiver {
-        crate::bus::merge(nats, serve_http(setup, metrics, stop, tasks).await?)
+    let (deliveries, http) = if setup.agent.http_receiver {
+        let (addr, http) = serve_http(setup, metrics, stop, tasks).await?;
+        (crate::bus::merge(nats, http), Some(addr))
     } else {
-        nats
+        (nats, None)
     };
     let stats = handler.stats();
     metrics.register(rate.probe(&providers)?)?;
@@ -62,7 +76,10 @@ pub(super) async fn start_feedback(
     tasks.spawn(async move {
         handler.run(counted, stop.cancelled_owned()).await;
     });
-    Ok(Some(stats))
+    Ok(Listening {
+        stats: Some(stats),
+        http,
+    })
 }
 
 /// Serves `POST /feedback` on `http.receiver.listen` until `stop`.
@@ -71,7 +88,7 @@ async fn serve_http(
     metrics: &Metrics,
     stop: &CancellationToken,
     tasks: &mut JoinSet<()>,
-) -> Result<mpsc::Receiver<Delivery>, AgentError> {
+) -> Result<(SocketAddr, mpsc::Receiver<Delivery>), AgentError> {
     let receiver = HttpReceiver::new(setup.receiver.clone())?;
     let (addr, http, server) = receiver.serve(stop.clone().cancelled_owned()).await?;
     tracing::info!(%addr, "Accepting feedback over HTTP as well.");
@@ -80,7 +97,7 @@ async fn serve_http(
         let _keep = receiver; // numbers v0-shaped events for as long as it serves
         let _ = server.await;
     });
-    Ok(http)
+    Ok((addr, http))
 }
 
 /// The agent's `/metrics` router: ready while NATS is connected.

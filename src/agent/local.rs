@@ -7,6 +7,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::bus::FeedbackSubscription;
+use crate::event::CoordinatorId;
 use crate::feedback::{FeedbackConfig, FeedbackHandler, HandlerStats};
 use crate::rate::{ProviderConfig, RateCoordinator, RateError};
 
@@ -30,30 +31,34 @@ impl std::fmt::Debug for LocalAgent {
 
 impl LocalAgent {
     /// The parts without starting anything: a rate coordinator with `provider` registered at
-    /// `limits`, and the handler `feedback` describes for it (`None` when feedback is off).
-    /// `seed` spreads agents' jitter apart.
+    /// `limits`, and the handler `feedback` describes for an agent writing to `writes_to`
+    /// (`None` when feedback is off). `seed` spreads agents' jitter apart.
     pub fn parts(
         provider: &str,
         limits: ProviderConfig,
         feedback: &FeedbackConfig,
+        writes_to: &[CoordinatorId],
         seed: u64,
     ) -> Result<(RateCoordinator, Option<FeedbackHandler>), RateError> {
         let rate = RateCoordinator::new();
         rate.register_provider(provider, limits)?;
-        let handler = FeedbackHandler::from_config(rate.clone(), [provider], feedback, seed)?;
+        let handler =
+            FeedbackHandler::from_config(rate.clone(), [provider], feedback, writes_to, seed)?;
         Ok((rate, handler))
     }
 
     /// Starts the handler on `subscription` until `stop` is cancelled.
+    #[allow(clippy::too_many_arguments)] // the parts' arguments, plus what it runs on
     pub fn start(
         provider: &str,
         limits: ProviderConfig,
         feedback: &FeedbackConfig,
+        writes_to: &[CoordinatorId],
         seed: u64,
         subscription: impl FeedbackSubscription,
         stop: CancellationToken,
     ) -> Result<Self, RateError> {
-        let (rate, handler) = Self::parts(provider, limits, feedback, seed)?;
+        let (rate, handler) = Self::parts(provider, limits, feedback, writes_to, seed)?;
         let stats = handler.as_ref().map(FeedbackHandler::stats);
         let task = handler.map(|h| {
             tokio::spawn(async move {

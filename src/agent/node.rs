@@ -28,6 +28,7 @@ use crate::rate::RateCoordinator;
 pub struct Agent {
     name: String,
     handler: Option<Arc<HandlerStats>>,
+    feedback_addr: Option<SocketAddr>,
     produced: Arc<AtomicU64>,
     min_scale: Arc<AtomicU64>,
     metrics_addr: SocketAddr,
@@ -80,7 +81,7 @@ impl Agent {
         let conn = setup.nats.connect("backflow-agent").await?;
         let (stop, mut tasks) = (CancellationToken::new(), JoinSet::new());
         let metrics = Metrics::new()?;
-        let handler =
+        let listening =
             start_feedback(setup, &name, &rate, &conn, &metrics, &stop, &mut tasks).await?;
         let (metrics_addr, server) = serve(
             &setup.metrics,
@@ -103,7 +104,8 @@ impl Agent {
         tracing::info!(%name, providers = ?rate.provider_names(), "Agent running.");
         Ok(Self {
             name,
-            handler,
+            handler: listening.stats,
+            feedback_addr: listening.http,
             produced,
             min_scale,
             metrics_addr,
@@ -119,6 +121,16 @@ impl Agent {
     /// Where `/metrics` is served.
     pub fn metrics_addr(&self) -> SocketAddr {
         self.metrics_addr
+    }
+
+    /// Where `POST /feedback` is served, when `agent.http_receiver` is on.
+    pub fn feedback_addr(&self) -> Option<SocketAddr> {
+        self.feedback_addr
+    }
+
+    /// The feedback handler's counters, when feedback is on.
+    pub fn handler_stats(&self) -> Option<Arc<HandlerStats>> {
+        self.handler.clone()
     }
 
     /// Resolves once the sources are exhausted and their rows published (never, for endless

@@ -18,7 +18,7 @@ mod state;
 pub use api::API_PREFIX;
 pub use config::{BridgeConfig, BridgeSetup};
 pub use probe::BridgeProbe;
-pub use run::{Bridge, run};
+pub use run::{Bridge, BridgeReport, run};
 pub use state::{BridgeStats, FleetState};
 
 use crate::bus::nats::NatsError;

@@ -25,10 +25,24 @@ use crate::event::{BackpressureLevel, CoordinatorId};
 use crate::fleet::CoordinatorView;
 use crate::metrics::{Metrics, MetricsError, serve};
 
+/// What a bridge did, reported when it stops.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BridgeReport {
+    /// Coordinators in the fleet view at the end.
+    pub coordinators: u64,
+    /// Coordinator states republished on the bus.
+    pub published: u64,
+    /// Republishes the bus refused.
+    pub publish_errors: u64,
+    /// Failed consumer-lag reads.
+    pub lag_errors: u64,
+}
+
 /// A started bridge. Stop it with [`stop`](Self::stop).
 pub struct Bridge {
     addr: SocketAddr,
     state: Arc<Mutex<FleetState>>,
+    stats: Arc<BridgeStats>,
     stop: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
     server: JoinHandle<Result<(), MetricsError>>,
@@ -46,7 +60,7 @@ impl std::fmt::Debug for Bridge {
 pub async fn run(
     setup: BridgeSetup,
     shutdown: impl Future<Output = ()>,
-) -> Result<(), BridgeError> {
+) -> Result<BridgeReport, BridgeError> {
     let bridge = Bridge::start(&setup).await?;
     shutdown.await;
     bridge.stop().await
@@ -86,7 +100,7 @@ impl Bridge {
             tasks.push(tokio::spawn(lag::poll(
                 conn.clone(),
                 state.clone(),
-                stats,
+                stats.clone(),
                 Duration::from_millis(config.lag_poll_interval_ms),
                 stop.clone(),
             )));
@@ -102,6 +116,7 @@ impl Bridge {
         Ok(Self {
             addr,
             state,
+            stats,
             stop,
             tasks,
             server,
@@ -119,7 +134,7 @@ impl Bridge {
     }
 
     /// Stops every task and the server (finishing requests in flight).
-    pub async fn stop(self) -> Result<(), BridgeError> {
+    pub async fn stop(self) -> Result<BridgeReport, BridgeError> {
         self.stop.cancel();
         for task in self.tasks {
             let _ = task.await;
@@ -128,8 +143,14 @@ impl Bridge {
             Ok(result) => result?,
             Err(e) => return Err(BridgeError::Task(e)),
         }
-        tracing::info!("Bridge stopped.");
-        Ok(())
+        let report = BridgeReport {
+            coordinators: lock(&self.state).coordinators().len() as u64,
+            published: self.stats.published.load(Relaxed),
+            publish_errors: self.stats.publish_errors.load(Relaxed),
+            lag_errors: self.stats.lag_errors.load(Relaxed),
+        };
+        tracing::info!(?report, "Bridge stopped.");
+        Ok(report)
     }
 }
 
@@ -150,20 +171,25 @@ async fn fold<S: FeedbackSubscription>(
     };
     let mut tick = interval(every.max(Duration::from_millis(1)));
     let mut open = true;
+    let mut touched = std::collections::BTreeSet::new();
     loop {
         let wake = lock(&state).next_expiry();
         tokio::select! {
             delivery = deliveries.next(), if open => match delivery {
                 Some(delivery) => {
+                    let more = delivery.more;
                     let (event, reply) = delivery.into_parts();
-                    let id = event.coordinator_id.clone();
-                    let (outcome, view) = {
-                        let mut s = lock(&state);
-                        let outcome = s.observe(event, Instant::now());
-                        (outcome, s.view(&id))
-                    };
+                    touched.insert(event.coordinator_id.clone());
+                    let outcome = lock(&state).observe(event, Instant::now());
                     reply(outcome);
-                    publisher.on_change(&id, view).await;
+                    // A batch of last values is republished once whole, never with a state
+                    // an instance has since left.
+                    if !more {
+                        for id in std::mem::take(&mut touched) {
+                            let view = lock(&state).view(&id);
+                            publisher.on_change(&id, view).await;
+                        }
+                    }
                 }
                 None => {
                     tracing::warn!("Feedback subscription closed.");

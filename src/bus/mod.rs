@@ -6,14 +6,14 @@ pub mod http;
 mod memory;
 pub mod nats;
 
-use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use async_trait::async_trait;
 use tokio::sync::oneshot;
 
 use crate::error::{BoxError, Chain};
-use crate::event::{CoordinatorId, FeedbackEvent};
+use crate::event::FeedbackEvent;
+pub use crate::fleet::Interest;
 use crate::fleet::Observed;
 use crate::telemetry::{FEEDBACK_DECODE_ERRORS_TOTAL, FEEDBACK_REFUSED_TOTAL, Readings};
 
@@ -68,13 +68,29 @@ pub trait FeedbackPublisher: Send + Sync + 'static {
 pub struct Delivery {
     /// The event.
     pub event: FeedbackEvent,
+    /// More events of the same batch follow at once (the last values read from the
+    /// last-value stream): the handler takes them all in before asking its policy, so that a
+    /// state an instance has since left — its HARD before its goodbye — is never applied.
+    pub more: bool,
     reply: Option<oneshot::Sender<Observed>>,
 }
 
 impl Delivery {
     /// A delivery nobody waits on.
     pub fn new(event: FeedbackEvent) -> Self {
-        Self { event, reply: None }
+        Self {
+            event,
+            more: false,
+            reply: None,
+        }
+    }
+
+    /// One event of a batch, more of which follow (see [`more`](Self::more)).
+    pub fn in_batch(event: FeedbackEvent) -> Self {
+        Self {
+            more: true,
+            ..Self::new(event)
+        }
     }
 
     /// A delivery whose outcome the sender awaits on the returned receiver.
@@ -82,8 +98,8 @@ impl Delivery {
         let (tx, rx) = oneshot::channel();
         (
             Self {
-                event,
                 reply: Some(tx),
+                ..Self::new(event)
             },
             rx,
         )
@@ -114,36 +130,6 @@ pub trait FeedbackSubscription: Send + 'static {
 impl FeedbackSubscription for tokio::sync::mpsc::Receiver<Delivery> {
     async fn next(&mut self) -> Option<Delivery> {
         self.recv().await
-    }
-}
-
-/// Which coordinators a subscriber listens to.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum Interest {
-    /// Every coordinator.
-    #[default]
-    All,
-    /// Only these coordinator ids.
-    Only(BTreeSet<CoordinatorId>),
-}
-
-impl Interest {
-    /// Interest in the given ids (all coordinators if the list is empty).
-    pub fn of(ids: impl IntoIterator<Item = CoordinatorId>) -> Self {
-        let ids: BTreeSet<_> = ids.into_iter().collect();
-        if ids.is_empty() {
-            Self::All
-        } else {
-            Self::Only(ids)
-        }
-    }
-
-    /// Whether events of `id` are wanted.
-    pub fn wants(&self, id: &CoordinatorId) -> bool {
-        match self {
-            Self::All => true,
-            Self::Only(ids) => ids.contains(id),
-        }
     }
 }
 

@@ -36,6 +36,7 @@ impl Agent {
             PROVIDER,
             ProviderConfig::new(burst, config.agent_rate),
             &FeedbackConfig::with_policy(config.policy),
+            &[store.coordinator_id().clone()],
             index as u64 + 1,
             subscription,
             stop.clone(),

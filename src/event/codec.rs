@@ -130,8 +130,17 @@ pub fn encode(event: &FeedbackEvent) -> Vec<u8> {
     rmp_serde::to_vec_named(event).unwrap_or_default()
 }
 
-/// Decodes and validates a MessagePack event. Never panics, whatever the bytes.
+/// Why a positional encoding is refused: a field added later would shift every field after
+/// it, so an older reader would misread a newer writer's events.
+const NAMED_FIELDS_ONLY: &str = "an event is a map with named fields, not an array";
+
+/// Decodes and validates a MessagePack event: a map with named fields (a positional array is
+/// refused, although serde could read one). Never panics, whatever the bytes.
 pub fn decode(bytes: &[u8]) -> Result<FeedbackEvent, DecodeError> {
+    // fixarray, array 16, array 32.
+    if matches!(bytes.first(), Some(0x90..=0x9f | 0xdc | 0xdd)) {
+        return Err(DecodeError::Malformed(NAMED_FIELDS_ONLY.into()));
+    }
     let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
     de.set_max_depth(MAX_DEPTH);
     let wire = Wire::deserialize(&mut de).map_err(|e| DecodeError::Malformed(e.to_string()))?;
@@ -143,8 +152,12 @@ pub fn encode_json(event: &FeedbackEvent) -> String {
     serde_json::to_string(event).unwrap_or_default()
 }
 
-/// Decodes and validates a JSON event with the same field names as the MessagePack form.
+/// Decodes and validates a JSON event with the same field names as the MessagePack form (an
+/// object; an array is refused).
 pub fn decode_json(bytes: &[u8]) -> Result<FeedbackEvent, DecodeError> {
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return Err(DecodeError::Malformed(NAMED_FIELDS_ONLY.into()));
+    }
     let wire: Wire =
         serde_json::from_slice(bytes).map_err(|e| DecodeError::Malformed(e.to_string()))?;
     wire.try_into()
@@ -246,6 +259,25 @@ mod tests {
         bytes.extend(std::iter::repeat_n(0x91, 5_000));
         bytes.push(0xc0);
         assert!(matches!(decode(&bytes), Err(DecodeError::Malformed(_))));
+    }
+
+    #[test]
+    fn positional_arrays_are_refused_in_both_encodings() {
+        let e = event();
+        let positional = rmp_serde::to_vec(&e).unwrap();
+        assert!(matches!(
+            positional.first(),
+            Some(0x90..=0x9f | 0xdc | 0xdd)
+        ));
+        assert_eq!(
+            decode(&positional),
+            Err(DecodeError::Malformed(NAMED_FIELDS_ONLY.into()))
+        );
+        let json = serde_json::to_value(&e).unwrap();
+        let array: Vec<serde_json::Value> = json.as_object().unwrap().values().cloned().collect();
+        let text = serde_json::to_vec(&array).unwrap();
+        assert!(matches!(decode_json(&text), Err(DecodeError::Malformed(_))));
+        assert_eq!(decode(&encode(&e)), Ok(e));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use super::{
     HysteresisConfig, HysteresisPolicy, Policy, ProportionalConfig, ProportionalPolicy, StepPolicy,
 };
 use crate::event::CoordinatorId;
-use crate::fleet::FleetConfig;
+use crate::fleet::{FleetConfig, Follow, Interest};
 use crate::invalid::InvalidSetting;
 use crate::rate::RateCoordinator;
 
@@ -67,8 +67,10 @@ pub struct FeedbackConfig {
     pub enable_feedback: bool,
     /// The provider whose rate feedback scales; `*` for every registered provider.
     pub provider_name: String,
-    /// Coordinators to listen to (empty: all).
-    pub coordinators: Vec<CoordinatorId>,
+    /// Coordinators whose feedback this agent obeys. Empty (the default): the coordinators it
+    /// writes to (`agent.coordinator_id`); `["*"]`: every coordinator; otherwise exactly the
+    /// listed ones, whichever transport brings their events.
+    pub coordinators: Vec<Follow>,
     /// The policy.
     pub policy: PolicyKind,
     /// Settings of the step policy.
@@ -126,6 +128,11 @@ impl FeedbackConfig {
             }
             PolicyKind::Step => Box::new(self.step.clone()),
         })
+    }
+
+    /// The coordinators obeyed by an agent that writes to `writes_to`.
+    pub fn interest(&self, writes_to: &[CoordinatorId]) -> Interest {
+        Interest::following(&self.coordinators, writes_to)
     }
 
     /// The providers feedback applies to, given what `rate` has registered.

@@ -12,24 +12,28 @@ use super::policy::{Decision, Policy};
 use super::stats::HandlerStats;
 use crate::bus::FeedbackSubscription;
 use crate::clock::WallClock;
-use crate::event::FeedbackEvent;
-use crate::fleet::{FleetConfig, FleetView, Observed, Signal};
+use crate::event::{CoordinatorId, FeedbackEvent};
+use crate::fleet::{FleetConfig, FleetView, Interest, Observed, Signal};
 use crate::rate::{RateCoordinator, RateError};
 
 /// Turns feedback events into budget scales for one or more providers.
 ///
-/// The fleet view orders each instance's events and expires silent ones; the policy maps the
-/// merged signal to a scale; the handler applies it (capped by silent instances' fallback) to
-/// every provider it serves. Drive it with [`run`](Self::run), or call
+/// Every transport's events take one path here: the coordinator filter (the [`Interest`] the
+/// agent follows), then the fleet view, which orders each instance's events and expires silent
+/// ones, then the policy, which maps the merged signal (silence caps included) to a scale the
+/// handler applies to every provider it serves. Drive it with [`run`](Self::run), or call
 /// [`handle`](Self::handle) and [`tick`](Self::tick) yourself.
 pub struct FeedbackHandler {
     rate: RateCoordinator,
     providers: Vec<String>,
+    following: Interest,
     fleet: FleetView,
     policy: Box<dyn Policy>,
     wall: WallClock,
     decision: Decision,
     signal: Signal,
+    /// Events changed the merge since the policy was last asked.
+    unsettled: bool,
     applied: f64,
     stats: Arc<HandlerStats>,
 }
@@ -52,28 +56,46 @@ impl FeedbackHandler {
         Ok(Self {
             rate,
             providers,
+            following: Interest::All,
             fleet: FleetView::new(fleet, wall),
             policy,
             wall,
             decision: Decision::hold(1.0),
             signal: Signal::QUIET,
+            unsettled: false,
             applied: 1.0,
             stats,
         })
     }
 
-    /// The handler `config` describes for `providers` of `rate`, or `None` when feedback is
-    /// off (`enable_feedback: false` or `policy: none`); `seed` spreads agents' jitter apart.
+    /// The handler `config` describes for `providers` of `rate`, for an agent that writes to
+    /// `writes_to` (whose coordinators it follows unless `feedback.coordinators` says
+    /// otherwise), or `None` when feedback is off (`enable_feedback: false` or
+    /// `policy: none`); `seed` spreads agents' jitter apart.
     pub fn from_config(
         rate: RateCoordinator,
         providers: impl IntoIterator<Item = impl Into<String>>,
         config: &FeedbackConfig,
+        writes_to: &[CoordinatorId],
         seed: u64,
     ) -> Result<Option<Self>, RateError> {
-        match config.build_policy(seed) {
-            Some(policy) => Self::new(rate, providers, policy, config.fleet.clone()).map(Some),
-            None => Ok(None),
-        }
+        let Some(policy) = config.build_policy(seed) else {
+            return Ok(None);
+        };
+        let handler = Self::new(rate, providers, policy, config.fleet.clone())?;
+        Ok(Some(handler.following(config.interest(writes_to))))
+    }
+
+    /// Applies events of the coordinators in `interest` only (default: all); events of others
+    /// are counted and answered [`Observed::Unfollowed`], whichever transport brought them.
+    pub fn following(mut self, interest: Interest) -> Self {
+        self.following = interest;
+        self
+    }
+
+    /// The coordinators this handler follows.
+    pub fn interest(&self) -> &Interest {
+        &self.following
     }
 
     /// Uses `wall` to age events (tests pin it).
@@ -103,21 +125,38 @@ impl FeedbackHandler {
         self.policy.name()
     }
 
-    /// Takes in one event: orders it, and if it changes the merge, asks the policy and
-    /// applies the answer.
+    /// Takes in one event: orders it, and if it (or an event taken in before it) changed the
+    /// merge, asks the policy and applies the answer.
     pub fn handle(&mut self, event: FeedbackEvent) -> Observed {
+        let outcome = self.take_in(event);
+        if self.unsettled {
+            self.refresh(Instant::now());
+        }
+        outcome
+    }
+
+    /// Takes in one event of a batch without asking the policy yet: the next
+    /// [`handle`](Self::handle) (or timer) settles the whole batch at once.
+    pub fn take_in(&mut self, event: FeedbackEvent) -> Observed {
         let now = Instant::now();
         self.stats.received.fetch_add(1, Relaxed);
         let sent_ms = event.timestamp_ms;
-        let outcome = self.fleet.observe(event, now);
+        let outcome = if self.following.wants(&event.coordinator_id) {
+            self.fleet.observe(event, now)
+        } else {
+            Observed::Unfollowed
+        };
         self.stats.count(outcome);
         match outcome {
             Observed::Applied | Observed::Left => {
                 let age = self.wall.now_ms().saturating_sub(sent_ms);
                 self.stats.latency.record(Duration::from_millis(age));
-                self.refresh(now);
+                self.unsettled = true;
             }
-            Observed::Duplicate | Observed::OutOfOrder | Observed::TooOld => {
+            Observed::Duplicate
+            | Observed::OutOfOrder
+            | Observed::TooOld
+            | Observed::Unfollowed => {
                 tracing::debug!(outcome = outcome.as_str(), "Feedback event ignored.");
             }
         }
@@ -127,7 +166,7 @@ impl FeedbackHandler {
     /// Runs timers that are due: instance expiry and the policy's dwell/ramp steps.
     pub fn tick(&mut self) {
         let now = Instant::now();
-        if self.fleet.expire(now) {
+        if self.fleet.expire(now) || self.unsettled {
             self.refresh(now);
         }
         if self.decision.wake_at.is_some_and(|at| at <= now) {
@@ -145,6 +184,7 @@ impl FeedbackHandler {
     }
 
     fn refresh(&mut self, now: Instant) {
+        self.unsettled = false;
         self.signal = self.fleet.signal();
         self.stats
             .silent_instances
@@ -155,11 +195,8 @@ impl FeedbackHandler {
 
     fn apply(&mut self) {
         let level = self.signal.level;
-        let scale = self
-            .decision
-            .scale
-            .clamp(0.0, 1.0)
-            .min(self.fleet.cap().unwrap_or(1.0));
+        // The silence cap is in the signal: the policy tightens to it and ramps back from it.
+        let scale = self.decision.scale.clamp(0.0, 1.0);
         self.stats.level.store(u64::from(level.code()), Relaxed);
         for p in &self.providers {
             // Providers were checked at construction and are never removed.
@@ -198,8 +235,9 @@ impl FeedbackHandler {
             tokio::select! {
                 event = subscription.next(), if open => match event {
                     Some(delivery) => {
+                        let more = delivery.more;
                         let (event, reply) = delivery.into_parts();
-                        reply(self.handle(event));
+                        reply(if more { self.take_in(event) } else { self.handle(event) });
                     }
                     None => {
                         tracing::warn!("Feedback subscription closed.");

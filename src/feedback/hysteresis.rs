@@ -119,7 +119,7 @@ impl Policy for HysteresisPolicy {
     }
 
     fn on_signal(&mut self, signal: &Signal, now: Instant) -> Decision {
-        self.ceiling = self.ceiling_for(signal.level);
+        self.ceiling = self.ceiling_for(signal.level).min(signal.cap);
         if self.ceiling <= self.scale {
             // Pressure at or above what we already obey: tighten now and restart the dwell.
             self.scale = self.ceiling;

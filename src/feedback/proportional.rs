@@ -104,6 +104,8 @@ pub struct ProportionalPolicy {
     target: f64,
     /// The cap set by the last rise in pressure, until the level eases and the dwell passes.
     ceiling: f64,
+    /// The cap silent coordinators impose (1 when none).
+    cap: f64,
     level: BackpressureLevel,
     /// No coordinator is known: ramp towards 1 on ticks.
     quiet: bool,
@@ -121,6 +123,7 @@ impl ProportionalPolicy {
             scale: 1.0,
             target: 1.0,
             ceiling: 1.0,
+            cap: 1.0,
             level: BackpressureLevel::Ok,
             quiet: true,
             last_update: None,
@@ -167,7 +170,7 @@ impl ProportionalPolicy {
         if self.level == BackpressureLevel::Ok && !holding {
             self.ceiling = 1.0;
         }
-        let goal = self.target.min(self.ceiling);
+        let goal = self.target.min(self.ceiling).min(self.cap);
         if goal <= self.scale {
             self.scale = goal;
         } else if !holding {
@@ -204,6 +207,13 @@ impl Policy for ProportionalPolicy {
             let dwell = Duration::from_millis(self.config.dwell_ms);
             self.hold_until = self.hold_until.max(Some(now + dwell));
         }
+        if signal.cap > self.cap {
+            // A silent coordinator spoke again: rise from the cap as after pressure, once a
+            // dwell stretched at random has passed, so that a fleet does not return at once.
+            let dwell = self.stretch(Duration::from_millis(self.config.dwell_ms));
+            self.hold_until = self.hold_until.max(Some(now + dwell));
+        }
+        self.cap = signal.cap;
         self.level = signal.level;
         self.quiet = signal.instances == 0;
         self.target = if self.quiet {
@@ -229,9 +239,8 @@ mod tests {
 
     fn signal(level: BackpressureLevel, utilization: f64) -> Signal {
         Signal {
-            level,
             utilization,
-            instances: 1,
+            ..Signal::at(level)
         }
     }
 

@@ -21,6 +21,8 @@ pub struct HandlerStats {
     pub too_old: AtomicU64,
     /// Instances that said goodbye.
     pub left: AtomicU64,
+    /// Events of coordinators this agent does not follow.
+    pub unfollowed: AtomicU64,
     /// Scale changes applied to the rate coordinator.
     pub adjustments: AtomicU64,
     /// Current scale, as `f64` bits.
@@ -51,6 +53,7 @@ impl HandlerStats {
             Observed::OutOfOrder => &self.out_of_order,
             Observed::TooOld => &self.too_old,
             Observed::Left => &self.left,
+            Observed::Unfollowed => &self.unfollowed,
         }
     }
 

@@ -60,7 +60,8 @@ impl Policy for StepPolicy {
     }
 
     fn on_signal(&mut self, signal: &Signal, _: Instant) -> Decision {
-        self.current = self.scale_for(signal.level);
+        // The predecessor's map has no ramp: a silence cap applies and lifts at once.
+        self.current = self.scale_for(signal.level).min(signal.cap);
         Decision::hold(self.current)
     }
 

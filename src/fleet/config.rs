@@ -92,6 +92,11 @@ pub struct FleetConfig {
     /// A silent instance is forgotten entirely after this long without events, in
     /// milliseconds (a pod that died without saying goodbye).
     pub forget_after_ms: u64,
+    /// An instance that said goodbye (`leaving`) is remembered this long, in milliseconds,
+    /// so that none of its older events — replayed from the last-value stream at start or
+    /// after a reconnect, or delivered late — brings it back. Longer than the last-value
+    /// stream keeps events (`nats.state_max_age_ms`, 10 min by default).
+    pub remember_departed_ms: u64,
 }
 
 impl Default for FleetConfig {
@@ -104,6 +109,7 @@ impl Default for FleetConfig {
             max_clock_skew_ms: 300_000,
             fallback: Fallback::Scale(0.5),
             forget_after_ms: 300_000,
+            remember_departed_ms: 900_000,
         }
     }
 }
@@ -125,6 +131,7 @@ impl FleetConfig {
             ("missed_heartbeats", u64::from(self.missed_heartbeats)),
             ("default_heartbeat_ms", self.default_heartbeat_ms),
             ("forget_after_ms", self.forget_after_ms),
+            ("remember_departed_ms", self.remember_departed_ms),
         ])?;
         if self.max_clock_skew_ms > 0 && self.max_clock_skew_ms < self.max_event_age_ms {
             return Err(InvalidSetting::new(

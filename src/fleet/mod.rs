@@ -4,12 +4,14 @@
 
 mod config;
 mod coordinator;
+mod interest;
 mod observed;
 mod signal;
 mod view;
 
 pub use config::{Fallback, FleetConfig, bridge_defaults};
 pub use coordinator::CoordinatorView;
+pub use interest::{Follow, Interest};
 pub use observed::Observed;
 pub use signal::Signal;
 pub use view::FleetView;

@@ -7,23 +7,27 @@ pub enum Observed {
     Applied,
     /// The same `(epoch, seq)` as the instance's current state.
     Duplicate,
-    /// Older than the instance's current state (a late or replayed event).
+    /// Older than the instance's current state, or than the goodbye of an instance that left
+    /// (a late or replayed event).
     OutOfOrder,
     /// Its timestamp is too old: `max_event_age_ms` behind its instance's freshest events, or
     /// (first event of an instance) `max_clock_skew_ms` away from the local clock.
     TooOld,
     /// The instance said goodbye and was forgotten.
     Left,
+    /// Its coordinator is not one this reader follows.
+    Unfollowed,
 }
 
 impl Observed {
     /// Every outcome, in the order metrics list them.
-    pub const ALL: [Observed; 5] = [
+    pub const ALL: [Observed; 6] = [
         Self::Applied,
         Self::Duplicate,
         Self::OutOfOrder,
         Self::TooOld,
         Self::Left,
+        Self::Unfollowed,
     ];
 
     /// Label value for metrics and logs.
@@ -34,6 +38,7 @@ impl Observed {
             Self::OutOfOrder => "out_of_order",
             Self::TooOld => "too_old",
             Self::Left => "left",
+            Self::Unfollowed => "unfollowed",
         }
     }
 

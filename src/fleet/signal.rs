@@ -11,6 +11,10 @@ pub struct Signal {
     pub utilization: f64,
     /// Instances that contributed.
     pub instances: usize,
+    /// The ceiling silent coordinators impose under `fallback: {scale: x}` (1 when none is
+    /// silent). Policies tighten to it at once and rise from it as from any pressure: no
+    /// faster than their ramp, after their jittered dwell.
+    pub cap: f64,
 }
 
 impl Signal {
@@ -20,6 +24,7 @@ impl Signal {
             level,
             utilization: 0.0,
             instances: 1,
+            cap: 1.0,
         }
     }
 
@@ -28,5 +33,6 @@ impl Signal {
         level: BackpressureLevel::Ok,
         utilization: 0.0,
         instances: 0,
+        cap: 1.0,
     };
 }

@@ -20,12 +20,21 @@ struct Instance {
 
 type Key = (CoordinatorId, InstanceId);
 
+/// What is remembered of an instance that said goodbye: its last `(epoch, seq)`, so that no
+/// older event of it (replayed from the last-value stream, or delivered late) brings it back.
+#[derive(Debug, Clone, Copy)]
+struct Departed {
+    order: (u64, u64),
+    at: Instant,
+}
+
 /// Every instance's latest state; pure apart from the wall clock used to age events.
 #[derive(Debug, Clone)]
 pub struct FleetView {
     config: FleetConfig,
     wall: WallClock,
     instances: HashMap<Key, Instance>,
+    departed: HashMap<Key, Departed>,
 }
 
 impl FleetView {
@@ -35,6 +44,7 @@ impl FleetView {
             config,
             wall,
             instances: HashMap::new(),
+            departed: HashMap::new(),
         }
     }
 
@@ -51,6 +61,13 @@ impl FleetView {
         let delay = i64::try_from(self.wall.now_ms()).unwrap_or(i64::MAX)
             - i64::try_from(event.timestamp_ms).unwrap_or(i64::MAX);
         let key = (event.coordinator_id.clone(), event.instance_id.clone());
+        if let Some(gone) = self.departed.get(&key) {
+            if event.order_key() <= gone.order {
+                return Observed::OutOfOrder;
+            }
+            // A newer life of an instance that left (restarted with the same id).
+            self.departed.remove(&key);
+        }
         let baseline = match self.instances.get(&key) {
             Some(known) => {
                 match event.order_key().cmp(&known.last.order_key()) {
@@ -76,6 +93,8 @@ impl FleetView {
         };
         if event.leaving {
             self.instances.remove(&key);
+            let order = event.order_key();
+            self.departed.insert(key, Departed { order, at: now });
             return Observed::Left;
         }
         let coordinator = key.0.clone();
@@ -111,6 +130,9 @@ impl FleetView {
 
     /// Marks instances silent and forgets long-silent ones; true if the merge changed.
     pub fn expire(&mut self, now: Instant) -> bool {
+        let remember = Duration::from_millis(self.config.remember_departed_ms);
+        self.departed
+            .retain(|_, d| now.saturating_duration_since(d.at) < remember);
         let forget = Duration::from_millis(self.config.forget_after_ms);
         let before = self.instances.len();
         self.instances
@@ -139,19 +161,19 @@ impl FleetView {
         changed
     }
 
-    /// When the next instance goes silent or is forgotten.
+    /// When the next instance goes silent or is forgotten, or a departed one is.
     pub fn next_expiry(&self) -> Option<Instant> {
         let forget = Duration::from_millis(self.config.forget_after_ms);
-        self.instances
-            .values()
-            .map(|i| {
-                if i.silent {
-                    i.received + forget
-                } else {
-                    i.received + self.silence_after(&i.last)
-                }
-            })
-            .min()
+        let remember = Duration::from_millis(self.config.remember_departed_ms);
+        let instances = self.instances.values().map(|i| {
+            if i.silent {
+                i.received + forget
+            } else {
+                i.received + self.silence_after(&i.last)
+            }
+        });
+        let departed = self.departed.values().map(|d| d.at + remember);
+        instances.chain(departed).min()
     }
 
     fn counts(&self, i: &Instance) -> bool {
@@ -160,14 +182,18 @@ impl FleetView {
 
     /// The merge: the most severe level and highest utilization among instances that count.
     pub fn signal(&self) -> Signal {
-        self.instances
-            .values()
-            .filter(|i| self.counts(i))
-            .fold(Signal::QUIET, |acc, i| Signal {
+        self.instances.values().filter(|i| self.counts(i)).fold(
+            Signal {
+                cap: self.cap().unwrap_or(1.0),
+                ..Signal::QUIET
+            },
+            |acc, i| Signal {
                 level: acc.level.max(i.last.level),
                 utilization: acc.utilization.max(i.last.utilization()),
                 instances: acc.instances + 1,
-            })
+                cap: acc.cap,
+            },
+        )
     }
 
     /// The ceiling imposed by silent instances under `Fallback::Scale`, if any is silent.

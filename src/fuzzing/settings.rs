@@ -115,6 +115,11 @@ fn drive_policy(mut policy: Box<dyn Policy>) {
             level,
             utilization,
             instances: 1,
+            cap: if level == BackpressureLevel::Hard {
+                0.5
+            } else {
+                1.0
+            },
         };
         let mut decision = policy.on_signal(&signal, now);
         // Enough ticks for any ramp the validated settings allow to make progress.

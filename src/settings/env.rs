@@ -1,5 +1,10 @@
-//! Environment overrides: `MDP_FB_*`, `MDP_RATE_<PROVIDER>_*`, `MDS_*` and `BACKFLOW_*`
-//! written into the settings tree before it is typed.
+//! Environment overrides: `MDP_FB_*`, `MDP_RATE_<PROVIDER>_*`, `MDS_*` and
+//! `BACKFLOW_<SECTION>__<KEY>` written into the settings tree before it is typed.
+//!
+//! Only names that map to a settings section are read: other `BACKFLOW_*` variables
+//! (`BACKFLOW_CONFIG`, `BACKFLOW_HTTP_TOKEN`, `BACKFLOW_TEST_POSTGRES`, ...) belong to the
+//! binaries and tests and are left alone, while an unknown key under a known section is
+//! refused by name.
 
 use serde_yaml_ng::{Mapping, Value};
 
@@ -34,10 +39,25 @@ fn nested(rest: &str) -> Vec<String> {
     rest.split("__").map(str::to_ascii_lowercase).collect()
 }
 
+/// The top-level sections of the settings file, which `BACKFLOW_<SECTION>__<KEY>` names.
+pub(super) const SECTIONS: [&str; 9] = [
+    "feedback",
+    "rate_coordinator",
+    "coordinator",
+    "nats",
+    "http",
+    "metrics",
+    "bridge",
+    "store",
+    "agent",
+];
+
 /// Maps one variable to a key path, or `None` if it is not ours.
 fn path_of(var: &str, tree: &Value) -> Result<Option<Vec<String>>, EnvError> {
     if let Some(rest) = var.strip_prefix("BACKFLOW_") {
-        return Ok(Some(nested(rest)));
+        let path = nested(rest);
+        let known = path.len() > 1 && SECTIONS.contains(&path[0].as_str());
+        return Ok(known.then_some(path));
     }
     if let Some(rest) = var.strip_prefix("MDS_") {
         let mut path = vec!["coordinator".to_owned()];

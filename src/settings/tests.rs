@@ -211,3 +211,52 @@ fn proportional_settings_name_the_offending_key() {
         crate::feedback::PolicyKind::Proportional
     );
 }
+
+#[test]
+fn only_variables_that_name_a_section_are_settings() {
+    let s = Settings::parse(
+        "",
+        "t".into(),
+        vars(&[
+            ("BACKFLOW_CONFIG", "/etc/backflow.yaml"),
+            ("BACKFLOW_HTTP_TOKEN", "s3cret"),
+            ("BACKFLOW_TEST_POSTGRES", "host=127.0.0.1 user=postgres"),
+            ("BACKFLOW_NATS", "[nats://x:4222]"),
+            ("BACKFLOW_NATS__PREFIX", "md"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(s.nats.prefix, "md");
+    assert_eq!(
+        Settings {
+            nats: crate::bus::nats::NatsOptions {
+                prefix: "backflow".into(),
+                ..s.nats.clone()
+            },
+            ..s.clone()
+        },
+        Settings::default()
+    );
+    let e = error_of("", &[("BACKFLOW_NATS__SERVRES", "[nats://x:4222]")]);
+    assert!(
+        e.contains("nats.servres") && e.contains("BACKFLOW_NATS__SERVRES"),
+        "{e}"
+    );
+}
+
+#[test]
+fn every_section_of_the_file_can_be_set_from_the_environment() {
+    let e = error_of("no_such_section: 1\n", &[]);
+    let expected: Vec<&str> = e
+        .split("expected one of ")
+        .nth(1)
+        .unwrap_or_default()
+        .split(", ")
+        .map(|s| s.trim_matches(|c: char| c == '`' || c.is_whitespace()))
+        .collect();
+    let mut sections = super::env::SECTIONS.to_vec();
+    sections.sort_unstable();
+    let mut expected = expected;
+    expected.sort_unstable();
+    assert_eq!(sections, expected, "{e}");
+}

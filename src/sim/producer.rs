@@ -44,6 +44,7 @@ impl Producer {
         origin: Instant,
         stop: CancellationToken,
     ) -> Result<Self, RateError> {
+        let writes_to: Vec<_> = stores.iter().map(|s| s.coordinator_id().clone()).collect();
         let feedback = FeedbackConfig {
             policy: plan.policy,
             ..plan.feedback.clone()
@@ -52,6 +53,7 @@ impl Producer {
             PROVIDER,
             plan.spec.limits(plan.share),
             &feedback,
+            &writes_to,
             plan.seed ^ (plan.index as u64 + 1),
             subscription,
             stop.clone(),

@@ -16,7 +16,7 @@ use crate::metrics::MetricsError;
 
 pub use config::{StoreConfig, StoreSetup, WriteStreamConfig};
 pub use node::{Store, run};
-pub use pending::Pending;
+pub use pending::{AckProbe, AckStats, Pending};
 pub use sink::SinkSetupError;
 pub use stream::{ensure_write_consumer, ensure_write_stream};
 

@@ -13,7 +13,7 @@ use tokio::time::sleep;
 use tokio_util::sync::CancellationToken;
 
 use super::config::StoreSetup;
-use super::pending::{AckStats, Acking, Pending, Redeliver};
+use super::pending::{AckProbe, AckStats, Acking, Pending, Redeliver};
 use super::pull::{PullCounters, Puller, poll_backlog};
 use super::sink::build_sink;
 use super::stream::{ensure_write_consumer, ensure_write_stream};
@@ -75,6 +75,10 @@ impl Store {
         let coordinator = start_coordinator(setup, &conn, acks.clone()).await?;
         let metrics = Metrics::new()?;
         metrics.register(coordinator.clone())?;
+        metrics.register(AckProbe {
+            coordinator_id: coordinator.coordinator_id().clone(),
+            stats: acks.clone(),
+        })?;
         let http_stop = CancellationToken::new();
         let probe = coordinator.clone();
         let (metrics_addr, http) = serve(

@@ -8,9 +8,12 @@ use std::time::Duration;
 use async_nats::jetstream::AckKind;
 use async_nats::jetstream::message::Acker;
 use async_trait::async_trait;
+use futures_util::future::join_all;
 
 use crate::coordinator::{DeadLetterReason, DeadLetterSink, Sink, SinkError};
+use crate::event::CoordinatorId;
 use crate::market::Bar;
+use crate::telemetry::{self as t, Probe, Readings};
 
 /// The acknowledgement of one message, shared by its rows: acknowledged when the last row
 /// is settled, or negatively acknowledged (the whole message redelivered) as soon as one row
@@ -31,13 +34,18 @@ impl MessageAck {
         }
     }
 
-    /// One row is done (committed, or dead-lettered for good); returns the acknowledgement
-    /// outcome when it was the last.
-    async fn row_done(&self) -> Option<bool> {
-        if self.remaining.fetch_sub(1, AcqRel) != 1 || self.settled.swap(true, AcqRel) {
-            return None;
-        }
-        Some(self.acker.ack().await.is_ok())
+    /// One row is done (committed, or dead-lettered for good); true when it was the last,
+    /// and the message is now this caller's to acknowledge.
+    fn row_done(&self) -> bool {
+        self.remaining.fetch_sub(1, AcqRel) == 1 && !self.settled.swap(true, AcqRel)
+    }
+
+    /// Acknowledges the message and waits for the server to confirm it (a double ack): an
+    /// acknowledgement still buffered in the client when the store dies would leave the
+    /// message pending until `ack_wait`, inflating the lag KEDA reads, although its rows are
+    /// committed.
+    async fn ack(&self) -> bool {
+        self.acker.double_ack().await.is_ok()
     }
 
     /// Hands the message back for redelivery after `delay`, unless already settled.
@@ -80,13 +88,44 @@ impl Borrow<Bar> for Pending {
     }
 }
 
-/// Acknowledgement counters (in messages).
+/// A store's acknowledgement counters, in messages.
 #[derive(Debug, Default)]
-pub(crate) struct AckStats {
-    pub(crate) acked: AtomicU64,
-    pub(crate) ack_errors: AtomicU64,
-    pub(crate) redelivered: AtomicU64,
-    pub(crate) terminated: AtomicU64,
+pub struct AckStats {
+    /// Acknowledged once every row was committed, confirmed by the server.
+    pub acked: AtomicU64,
+    /// Acknowledgements that failed or went unconfirmed.
+    pub ack_errors: AtomicU64,
+    /// Handed back for redelivery.
+    pub redelivered: AtomicU64,
+    /// Terminated after their rows were dead-lettered.
+    pub terminated: AtomicU64,
+}
+
+/// A store's acknowledgements, as a probe.
+#[derive(Debug, Clone)]
+pub struct AckProbe {
+    /// The store's coordinator.
+    pub coordinator_id: CoordinatorId,
+    /// Its counters.
+    pub stats: Arc<AckStats>,
+}
+
+impl Probe for AckProbe {
+    fn claims(&self) -> Vec<String> {
+        vec![format!("acks of {}", self.coordinator_id)]
+    }
+
+    fn read(&self, out: &mut Readings) {
+        let label = [("coordinator_id", self.coordinator_id.as_str())];
+        let s = &self.stats;
+        for (metric, c) in [
+            (&t::STORE_MESSAGES_ACKED_TOTAL, &s.acked),
+            (&t::STORE_ACK_ERRORS_TOTAL, &s.ack_errors),
+            (&t::STORE_MESSAGES_REDELIVERED_TOTAL, &s.redelivered),
+        ] {
+            out.set(metric, &label, c.load(Relaxed) as f64);
+        }
+    }
 }
 
 /// Writes through `inner`, then settles the rows of the committed batch: a message is
@@ -101,15 +140,21 @@ pub(crate) struct Acking {
 impl Sink<Pending> for Acking {
     async fn write(&self, batch: &[Pending]) -> Result<(), SinkError> {
         self.inner.write(batch).await?;
-        for p in batch {
-            if let Some(ack) = &p.ack {
-                match ack.row_done().await {
-                    Some(true) => self.stats.acked.fetch_add(1, Relaxed),
-                    // The rows are committed; if the ack is lost the server redelivers the
-                    // message and the upsert absorbs it.
-                    Some(false) => self.stats.ack_errors.fetch_add(1, Relaxed),
-                    None => 0,
-                };
+        let complete: Vec<&MessageAck> = batch
+            .iter()
+            .filter_map(|p| p.ack.as_deref())
+            .filter(|ack| ack.row_done())
+            .collect();
+        // Every message the batch completed is acknowledged at once: one round trip per
+        // batch, not one per message.
+        let confirmed = join_all(complete.iter().map(|ack| ack.ack())).await;
+        for ok in confirmed {
+            if ok {
+                self.stats.acked.fetch_add(1, Relaxed);
+            } else {
+                // The rows are committed; the server redelivers the message after ack_wait
+                // and the upsert absorbs it.
+                self.stats.ack_errors.fetch_add(1, Relaxed);
             }
         }
         Ok(())
@@ -144,7 +189,11 @@ impl DeadLetterSink<Pending> for Redeliver {
                         .await
                         .map_err(|e| SinkError::transient(format!("dead-letter publish: {e}")))?;
                     self.stats.terminated.fetch_add(1, Relaxed);
-                    ack.row_done().await
+                    if ack.row_done() {
+                        Some(ack.ack().await)
+                    } else {
+                        None
+                    }
                 }
                 DeadLetterReason::RetriesExhausted | DeadLetterReason::Shutdown => {
                     let outcome = ack.retry_later(self.delay).await;

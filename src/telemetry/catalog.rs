@@ -285,6 +285,30 @@ pub const STORE_FEEDBACK_PUBLISH_ERRORS_TOTAL: MetricInfo = m(
     Store,
     "Feedback events the bus refused.",
 );
+/// `backflow_store_messages_acked_total`.
+pub const STORE_MESSAGES_ACKED_TOTAL: MetricInfo = m(
+    "backflow_store_messages_acked_total",
+    Counter,
+    COORD,
+    Store,
+    "JetStream messages acknowledged once every row was committed, confirmed by the server.",
+);
+/// `backflow_store_ack_errors_total`.
+pub const STORE_ACK_ERRORS_TOTAL: MetricInfo = m(
+    "backflow_store_ack_errors_total",
+    Counter,
+    COORD,
+    Store,
+    "Acknowledgements that failed or went unconfirmed; the message is redelivered after ack_wait and the upsert absorbs its rows.",
+);
+/// `backflow_store_messages_redelivered_total`.
+pub const STORE_MESSAGES_REDELIVERED_TOTAL: MetricInfo = m(
+    "backflow_store_messages_redelivered_total",
+    Counter,
+    COORD,
+    Store,
+    "Messages handed back for redelivery: rows that exhausted their retries, or were not written by shutdown.",
+);
 /// `backflow_agent_rate_scale`.
 pub const AGENT_RATE_SCALE: MetricInfo = m(
     "backflow_agent_rate_scale",
@@ -484,6 +508,9 @@ pub const CATALOG: &[MetricInfo] = &[
     STORE_LEVEL_CHANGES_TOTAL,
     STORE_FEEDBACK_PUBLISHED_TOTAL,
     STORE_FEEDBACK_PUBLISH_ERRORS_TOTAL,
+    STORE_MESSAGES_ACKED_TOTAL,
+    STORE_ACK_ERRORS_TOTAL,
+    STORE_MESSAGES_REDELIVERED_TOTAL,
     BATCH_WRITE_SECONDS,
     QUEUE_WAIT_SECONDS,
     // Agent: rates per provider.

@@ -49,7 +49,11 @@ pub fn step_agent(
     let (rate, handler) = backflow::agent::LocalAgent::parts(
         provider,
         backflow::rate::ProviderConfig::new(per_sec, f64::from(per_sec)),
-        &backflow::feedback::FeedbackConfig::with_policy(backflow::feedback::PolicyKind::Step),
+        &backflow::feedback::FeedbackConfig {
+            coordinators: vec![backflow::fleet::Follow::Any],
+            ..backflow::feedback::FeedbackConfig::with_policy(backflow::feedback::PolicyKind::Step)
+        },
+        &[],
         0,
     )
     .unwrap();

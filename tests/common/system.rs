@@ -20,10 +20,26 @@ pub struct Proc {
 impl Proc {
     /// Starts `bin` with `--config <config>`; stderr goes to `<dir>/<name>.log`.
     pub fn start(bin: &str, name: &str, config: &Path, dir: &Path) -> Self {
+        let config = [("--config".to_owned(), config.display().to_string())];
+        Self::launch(bin, name, &config, &[], dir)
+    }
+
+    /// Starts `bin` with no argument and `env` added to the test's environment.
+    pub fn start_with_env(bin: &str, name: &str, env: &[(String, String)], dir: &Path) -> Self {
+        Self::launch(bin, name, &[], env, dir)
+    }
+
+    fn launch(
+        bin: &str,
+        name: &str,
+        args: &[(String, String)],
+        env: &[(String, String)],
+        dir: &Path,
+    ) -> Self {
         let stderr = dir.join(format!("{name}.log"));
         let child = Command::new(bin)
-            .arg("--config")
-            .arg(config)
+            .args(args.iter().flat_map(|(k, v)| [k, v]))
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&stderr).expect("log file"))

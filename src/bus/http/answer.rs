@@ -39,7 +39,10 @@ impl From<Observed> for Answer {
     fn from(outcome: Observed) -> Self {
         match outcome {
             Observed::Applied | Observed::Left => Self::Accepted(outcome),
-            Observed::Duplicate | Observed::OutOfOrder | Observed::TooOld => Self::Ignored(outcome),
+            Observed::Duplicate
+            | Observed::OutOfOrder
+            | Observed::TooOld
+            | Observed::Unfollowed => Self::Ignored(outcome),
         }
     }
 }
@@ -133,6 +136,7 @@ mod tests {
             (Observed::Duplicate, 409),
             (Observed::OutOfOrder, 409),
             (Observed::TooOld, 409),
+            (Observed::Unfollowed, 409),
         ] {
             let answer = Answer::from(outcome);
             assert_eq!(answer.status().as_u16(), status);

@@ -1,14 +1,16 @@
 //! `NatsConnection`: how every component connects — credentials, TLS, reconnect behaviour —
 //! and the counter subscribers watch to re-read last values after an outage.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_nats::{ConnectOptions, Event, ServerAddr};
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 use super::NatsError;
 use super::options::NatsOptions;
+use super::outage::{OutageLine, OutageLog};
 use super::signing::{Signer, Verifier};
 use super::subjects::Subjects;
 use crate::invalid::InvalidSetting;
@@ -49,6 +51,7 @@ impl NatsOptions {
             .collect::<Result<_, _>>()
             .map_err(|e: std::io::Error| InvalidSetting::new("nats.servers", e.to_string()))?;
         let (tx, rx) = watch::channel(0u64);
+        let outage = Arc::new(Mutex::new(OutageLog::default()));
         let delay = Duration::from_millis(self.reconnect_delay_ms);
         let opts = self.client_options().await?;
         let name = self.name.clone().unwrap_or_else(|| default_name.to_owned());
@@ -58,8 +61,8 @@ impl NatsOptions {
             .reconnect_delay_callback(move |_| delay)
             .max_reconnects(None)
             .event_callback(move |event| {
-                let tx = tx.clone();
-                async move { on_event(event, &tx) }
+                let (tx, outage) = (tx.clone(), outage.clone());
+                async move { on_event(event, &tx, &outage) }
             })
             .connect(addrs)
             .await
@@ -113,13 +116,33 @@ impl NatsOptions {
     }
 }
 
-fn on_event(event: Event, connected: &watch::Sender<u64>) {
+fn on_event(event: Event, connected: &watch::Sender<u64>, outage: &Mutex<OutageLog>) {
+    let now = Instant::now();
+    let mut outage = outage.lock().unwrap_or_else(PoisonError::into_inner);
     match event {
         Event::Connected => {
-            tracing::info!("NATS connected.");
+            match outage.connected(now) {
+                Some(OutageLine::Ended { attempts, lasted }) => {
+                    tracing::info!(
+                        attempts,
+                        lasted_ms = lasted.as_millis() as u64,
+                        "NATS reconnected."
+                    );
+                }
+                _ => tracing::info!("NATS connected."),
+            }
             connected.send_modify(|n| *n += 1);
         }
-        Event::Disconnected => tracing::warn!("NATS disconnected; reconnecting."),
+        Event::Disconnected => {
+            if outage.disconnected(now).is_some() {
+                tracing::warn!("NATS disconnected; reconnecting.");
+            }
+        }
+        Event::ClientError(e) if outage.in_outage() => {
+            if let Some(OutageLine::Continuing { attempts, for_ }) = outage.attempt_failed(now) {
+                tracing::warn!(error = %e, attempts, for_ms = for_.as_millis() as u64, "NATS still unreachable; reconnecting.");
+            }
+        }
         Event::ServerError(e) => tracing::warn!(error = %e, "NATS server error."),
         Event::ClientError(e) => tracing::warn!(error = %e, "NATS client error."),
         Event::SlowConsumer(sid) => tracing::warn!(sid, "NATS slow consumer: messages dropped."),

@@ -2,6 +2,7 @@
 
 mod connection;
 mod options;
+mod outage;
 mod publisher;
 mod secret;
 mod signing;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_nats::HeaderMap;
 use bytes::Bytes;
 use futures_util::StreamExt;
-use futures_util::stream::select_all;
+use futures_util::stream::{SelectAll, select_all};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -18,6 +18,7 @@ use super::signing::Refusal;
 use super::state::{Kept, read_state};
 use crate::bus::read_refusals;
 use crate::bus::{Delivery, Interest};
+use crate::error::Chain;
 use crate::event::{FeedbackEvent, decode};
 use crate::telemetry::{Probe, Readings};
 
@@ -97,84 +98,127 @@ impl Throttled {
 /// Receives feedback from NATS.
 pub struct NatsSubscriber {
     conn: NatsConnection,
-    interest: Interest,
     stats: Arc<SubscriberStats>,
     bad_input: Throttled,
 }
 
+/// Subscribes to the feedback subjects of `interest`; returns the subjects and their
+/// subscriptions.
+async fn subscribe(
+    conn: &NatsConnection,
+    interest: &Interest,
+) -> Result<(Vec<String>, Vec<async_nats::Subscriber>), NatsError> {
+    let subjects = match interest {
+        Interest::All => vec![conn.subjects.all_feedback()],
+        Interest::Only(ids) => ids.iter().map(|id| conn.subjects.feedback(id)).collect(),
+    };
+    let mut subs = Vec::with_capacity(subjects.len());
+    for s in &subjects {
+        subs.push(conn.client.subscribe(s.clone()).await.map_err(|source| {
+            NatsError::Subscribe {
+                subject: s.clone(),
+                source,
+            }
+        })?);
+    }
+    Ok((subjects, subs))
+}
+
 impl NatsSubscriber {
     /// Subscribes to the coordinators in `interest` and starts a task that delivers their
-    /// events: first every kept event from the last-value stream, then live events, and the
-    /// kept events again after each reconnection. Returns once the server has the
-    /// subscriptions. The task ends when the returned receiver is dropped.
+    /// events: first the kept events of the last-value stream (as one batch, which the
+    /// handler takes in whole before asking its policy), then live events, and the kept
+    /// events again after each reconnection. Returns once the
+    /// server has the subscriptions. The task ends when the returned receiver is dropped.
+    ///
+    /// Which events apply is the reader's business ([`Interest`] in the handler): this only
+    /// refuses messages that are oversized, undecodable, on a subject that does not name their
+    /// coordinator, or wrongly signed.
     pub async fn start(
         conn: &NatsConnection,
         interest: Interest,
     ) -> Result<(mpsc::Receiver<Delivery>, Arc<SubscriberStats>), NatsError> {
-        let subjects = match &interest {
-            Interest::All => vec![conn.subjects.all_feedback()],
-            Interest::Only(ids) => ids.iter().map(|id| conn.subjects.feedback(id)).collect(),
-        };
-        let mut subs = Vec::with_capacity(subjects.len());
-        for s in &subjects {
-            subs.push(conn.client.subscribe(s.clone()).await.map_err(|source| {
-                NatsError::Subscribe {
-                    subject: s.clone(),
-                    source,
-                }
-            })?);
-        }
+        let (subjects, subs) = subscribe(conn, &interest).await?;
         // Until the server has the subscriptions, events published elsewhere would miss us:
         // a round trip makes `start` return only once they are in force.
         round_trip(&conn.client).await;
         let stats = Arc::new(SubscriberStats::default());
         let (tx, rx) = mpsc::channel(1024);
-        let mut me = Self {
+        let me = Self {
             conn: conn.clone(),
-            interest,
             stats: stats.clone(),
             bad_input: Throttled::new(Duration::from_secs(10)),
         };
-        tokio::spawn(async move {
-            let mut live = select_all(subs);
-            let mut connected = me.conn.connected.clone();
-            connected.borrow_and_update();
-            // Last values are read beside the live subscription, never in front of it: a
-            // slow or unavailable JetStream must not delay a level change. Events from both
-            // paths are ordered per instance by the handler.
-            let (kept_tx, mut kept_rx) = mpsc::channel::<Kept>(1024);
-            let mut reader = tokio::spawn(read_all(
+        tokio::spawn(me.run(select_all(subs), subjects, tx));
+        Ok((rx, stats))
+    }
+
+    /// Delivers live events as they come and each read of the last values as one batch.
+    async fn run(
+        mut self,
+        mut live: SelectAll<async_nats::Subscriber>,
+        subjects: Vec<String>,
+        tx: mpsc::Sender<Delivery>,
+    ) {
+        let mut connected = self.conn.connected.clone();
+        connected.borrow_and_update();
+        // Last values are read beside the live subscription, never in front of it: a slow or
+        // unavailable JetStream must not delay a level change. Events from both paths are
+        // ordered per instance by the fleet view.
+        let (kept_tx, mut kept_rx) = mpsc::channel::<Vec<Kept>>(16);
+        let read = |me: &Self| {
+            tokio::spawn(read_all(
                 me.conn.clone(),
                 subjects.clone(),
                 kept_tx.clone(),
                 me.stats.clone(),
-            ));
-            loop {
-                let (subject, payload, headers) = tokio::select! {
-                    msg = live.next() => match msg {
-                        Some(msg) => (msg.subject.to_string(), msg.payload, msg.headers),
-                        None => break,
-                    },
-                    Some(kept) = kept_rx.recv() => kept,
-                    changed = connected.changed() => {
-                        if changed.is_err() {
-                            break;
-                        }
-                        reader.abort();
-                        reader = tokio::spawn(read_all(me.conn.clone(), subjects.clone(), kept_tx.clone(), me.stats.clone()));
-                        continue;
+            ))
+        };
+        let mut reader = read(&self);
+        loop {
+            let events = tokio::select! {
+                msg = live.next() => match msg {
+                    Some(msg) => {
+                        let subject = msg.subject.to_string();
+                        self.accept(&subject, &msg.payload, msg.headers.as_ref())
+                            .map(Delivery::new)
+                            .into_iter()
+                            .collect::<Vec<_>>()
                     }
-                    () = tx.closed() => break,
-                };
-                if let Some(e) = me.accept(&subject, &payload, headers.as_ref()) {
-                    if tx.send(Delivery::new(e)).await.is_err() {
+                    None => break,
+                },
+                Some(batch) = kept_rx.recv() => {
+                    let events: Vec<FeedbackEvent> = batch
+                        .into_iter()
+                        .filter_map(|(subject, payload, headers)| {
+                            self.accept(&subject, &payload, headers.as_ref())
+                        })
+                        .collect();
+                    let last = events.len().saturating_sub(1);
+                    events
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, e)| if i < last { Delivery::in_batch(e) } else { Delivery::new(e) })
+                        .collect()
+                }
+                changed = connected.changed() => {
+                    if changed.is_err() {
                         break;
                     }
+                    reader.abort();
+                    reader = read(&self);
+                    continue;
+                }
+                () = tx.closed() => break,
+            };
+            for delivery in events {
+                if tx.send(delivery).await.is_err() {
+                    reader.abort();
+                    return;
                 }
             }
-            reader.abort();
-        });
-        Ok((rx, stats))
+        }
+        reader.abort();
     }
 
     /// Decodes and checks one message; counts and (rarely) logs what it rejects.
@@ -215,9 +259,7 @@ impl NatsSubscriber {
         }
         let e = decode(payload).map_err(|e| (&stats.decode_errors, e.to_string()))?;
         let id = e.coordinator_id.as_str();
-        if self.conn.subjects.coordinator_of(subject) != Some(id)
-            || !self.interest.wants(&e.coordinator_id)
-        {
+        if self.conn.subjects.coordinator_of(subject) != Some(id) {
             let reason = format!("event of coordinator {id} on subject {subject}");
             return Err((&stats.invalid_subject, reason));
         }
@@ -238,11 +280,11 @@ impl NatsSubscriber {
     }
 }
 
-/// Reads the kept events of every subject and queues them for checking.
+/// Reads the kept events of every subject and queues each subject's as one batch.
 async fn read_all(
     conn: NatsConnection,
     subjects: Vec<String>,
-    out: mpsc::Sender<Kept>,
+    out: mpsc::Sender<Vec<Kept>>,
     stats: Arc<SubscriberStats>,
 ) {
     for s in subjects {
@@ -250,15 +292,13 @@ async fn read_all(
         match read_state(&conn, &s).await {
             Ok(kept) => {
                 tracing::debug!(subject = %s, events = kept.len(), "Read last feedback values.");
-                for item in kept {
-                    if out.send(item).await.is_err() {
-                        return;
-                    }
+                if out.send(kept).await.is_err() {
+                    return;
                 }
             }
             Err(error) => {
                 stats.state_errors.fetch_add(1, Relaxed);
-                tracing::warn!(%error, "Cannot read last feedback values; waiting for live events.");
+                tracing::warn!(error = %Chain(&error), "Cannot read last feedback values; waiting for live events.");
             }
         }
     }
