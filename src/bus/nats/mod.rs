@@ -2,6 +2,7 @@
 
 mod options;
 mod publisher;
+mod server;
 mod signing;
 mod state;
 mod subjects;
@@ -9,6 +10,7 @@ mod subscriber;
 
 pub use options::{NatsConnection, NatsOptions, Secret, TlsOptions};
 pub use publisher::NatsPublisher;
+pub use server::{ServerFeature, ServerVersion};
 pub use signing::{KEY_HEADER, Refusal, SIGNATURE_HEADER, Signer, SigningOptions, Verifier};
 pub use state::ensure_state_stream;
 pub use subjects::Subjects;

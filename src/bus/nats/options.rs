@@ -250,6 +250,10 @@ impl NatsOptions {
             .connect(addrs)
             .await
             .map_err(|e| NatsError::Connect(e.to_string()))?;
+        if let Some(version) = super::ServerVersion::of(&client) {
+            let missing: Vec<&str> = version.missing().iter().map(|f| f.name()).collect();
+            tracing::info!(server_version = %version, ?missing, "NATS server version.");
+        }
         Ok(NatsConnection {
             client,
             connected: rx,
