@@ -1,7 +1,12 @@
 //! Soak: the whole system at steady overload for a while, sampling every process's resident
 //! memory and open file descriptors, then reporting their growth.
 //!
-//! `SOAK_MINUTES=10 cargo bench --bench soak` (default 10 minutes; not run in CI).
+//! `SOAK_MINUTES=10 cargo bench --bench soak` (default 10 minutes; not run in CI). The
+//! nats-server is `$NATS_SERVER` when set, else Debian's (the shared test harness), so
+//! `NATS_SERVER=.venv-nats/bin/nats-server SOAK_MINUTES=10 cargo bench --bench soak` soaks a
+//! current server. Every minute it also reads the server's own counters from its monitoring
+//! port (`/varz`, `/subsz`, `/connz`, `/jsz`), to tell the server's growth from what we make
+//! it hold (subscriptions, consumers, messages).
 
 #[path = "../tests/common/nats.rs"]
 #[allow(dead_code, unreachable_pub)]
@@ -13,7 +18,8 @@ mod system;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use system::Proc;
+use serde_json::Value;
+use system::{Proc, http_get};
 use tokio::time::{Instant, sleep};
 
 const STORE: &str = env!("CARGO_BIN_EXE_backflow-store");
@@ -38,12 +44,47 @@ fn mean(v: &[u64]) -> f64 {
     v.iter().sum::<u64>() as f64 / v.len().max(1) as f64
 }
 
+/// The server's own view, from its monitoring endpoints: `(column, value)` pairs.
+async fn server_counters(monitor: &str) -> Vec<(&'static str, f64)> {
+    let get = |path: &'static str| async move {
+        http_get(monitor, path)
+            .await
+            .and_then(|body| serde_json::from_str::<Value>(&body).ok())
+            .unwrap_or(Value::Null)
+    };
+    let num = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
+    let varz = get("/varz").await;
+    let subsz = get("/subsz").await;
+    let jsz = get("/jsz").await;
+    let connz = get("/connz?subs=1").await;
+    let conn_subs: f64 = connz["connections"].as_array().map_or(f64::NAN, |c| {
+        c.iter().map(|c| num(&c["subscriptions"])).sum()
+    });
+    vec![
+        ("mem MiB (/varz)", num(&varz["mem"]) / 1_048_576.0),
+        ("subscriptions", num(&subsz["num_subscriptions"])),
+        ("subs of clients (/connz)", conn_subs),
+        ("sublist cache", num(&subsz["num_cache"])),
+        ("sublist inserts", num(&subsz["num_inserts"])),
+        ("sublist removes", num(&subsz["num_removes"])),
+        ("connections", num(&varz["connections"])),
+        ("streams", num(&jsz["streams"])),
+        ("consumers", num(&jsz["consumers"])),
+        ("stream messages", num(&jsz["messages"])),
+        ("stream MiB", num(&jsz["bytes"]) / 1_048_576.0),
+        ("JS API calls", num(&jsz["api"]["total"])),
+    ]
+}
+
 fn main() {
     let minutes: f64 = std::env::var("SOAK_MINUTES")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10.0);
     let server = nats::NatsServer::start();
+    let (major, minor, patch) = nats::version();
+    let server_name = format!("nats-server {major}.{minor}.{patch}");
+    let monitor = format!("127.0.0.1:{}", server.monitor_port);
     let dir = tempfile::TempDir::new().expect("temp dir");
     let common = format!(
         "nats: {{servers: ['{}']}}\nmetrics: {{listen: '127.0.0.1:0'}}\n",
@@ -90,12 +131,18 @@ fn main() {
             ("bridge", Proc::start(BRIDGE, "bridge", &write("bridge", String::new()), dir.path())),
         ];
         let mut pids: Vec<(&str, u32)> = procs.iter().map(|(n, p)| (*n, p.pid())).collect();
-        pids.push(("nats-server", server.pid()));
+        pids.push((&server_name, server.pid()));
         let mut samples: BTreeMap<&str, Vec<(f64, u64, u64)>> = BTreeMap::new();
+        let mut counters = Vec::new();
         let start = Instant::now();
         let end = start + Duration::from_secs_f64(minutes * 60.0);
+        let mut next_counters = start;
         while Instant::now() < end {
             let t = start.elapsed().as_secs_f64();
+            if Instant::now() >= next_counters {
+                next_counters += Duration::from_secs(60);
+                counters.push((t, server_counters(&monitor).await));
+            }
             for (name, pid) in &pids {
                 if let Some((rss, fds)) = usage(*pid) {
                     samples.entry(name).or_default().push((t, rss, fds));
@@ -129,6 +176,18 @@ fn main() {
                 (rss_b / rss_w - 1.0) * 100.0
             );
         }
+        counters.push((start.elapsed().as_secs_f64(), server_counters(&monitor).await));
+        println!("\n{server_name}'s own counters (monitoring port), once a minute:");
+        if let Some((_, first)) = counters.first() {
+            let header: Vec<&str> = first.iter().map(|(k, _)| *k).collect();
+            println!("| minute | {} |", header.join(" | "));
+            println!("|---|{}", "---|".repeat(header.len()));
+        }
+        for (t, row) in &counters {
+            let cells: Vec<String> = row.iter().map(|(_, v)| format!("{v:.1}")).collect();
+            println!("| {:.0} | {} |", t / 60.0, cells.join(" | "));
+        }
+        println!();
         for (name, p) in procs {
             if name == "bridge" {
                 p.stop(Duration::from_secs(30)).await;

@@ -6,12 +6,14 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use tempfile::TempDir;
 
-fn binary() -> PathBuf {
+/// The nats-server binary every test spawns: `$NATS_SERVER` when set (`./test.sh` sets it to
+/// a current server for its second pass), else Debian's.
+pub fn binary() -> PathBuf {
     if let Ok(path) = std::env::var("NATS_SERVER") {
         return path.into();
     }
@@ -28,6 +30,46 @@ fn binary() -> PathBuf {
         "nats-server not found: install it (Debian: `apt-get install nats-server`, or run ./test.sh \
          which does) or set NATS_SERVER to its path"
     );
+}
+
+/// The version of [`binary`] as `(major, minor, patch)`, from `nats-server --version`; the
+/// first call also prints `nats-server vX.Y.Z (<path>)` on the test binary's stderr (past
+/// the test harness's capture), so every test run says which server it ran on.
+pub fn version() -> (u64, u64, u64) {
+    static VERSION: OnceLock<(u64, u64, u64)> = OnceLock::new();
+    *VERSION.get_or_init(|| {
+        let path = binary();
+        let out = Command::new(&path)
+            .arg("--version")
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {} --version: {e}", path.display()));
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let version = parse_version(&text)
+            .unwrap_or_else(|| panic!("{} --version printed {text:?}", path.display()));
+        let line = format!(
+            "nats-server v{}.{}.{} ({})\n",
+            version.0,
+            version.1,
+            version.2,
+            path.display()
+        );
+        let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
+        version
+    })
+}
+
+/// `(major, minor, patch)` from `nats-server: v2.9.10` (pre-release tails ignored).
+fn parse_version(text: &str) -> Option<(u64, u64, u64)> {
+    let v = text.split_whitespace().find_map(|w| w.strip_prefix('v'))?;
+    let mut parts = v.split(|c: char| !c.is_ascii_digit());
+    let mut next = || parts.next()?.parse().ok();
+    Some((next()?, next()?, next()?))
+}
+
+/// Whether the server is at least `major.minor` (for tests of a feature newer servers add).
+pub fn at_least(major: u64, minor: u64) -> bool {
+    let (a, b, _) = version();
+    (a, b) >= (major, minor)
 }
 
 /// A port that was free a moment ago (for cluster routes, which cannot use -1).
@@ -159,6 +201,7 @@ impl NatsServer {
         } else {
             self.port.to_string()
         };
+        version();
         let mut command = Command::new(binary());
         command
             .args(&self.args)

@@ -70,6 +70,10 @@ impl NatsOptions {
                 servers: self.servers.join(", "),
                 source,
             })?;
+        if let Some(version) = super::ServerVersion::of(&client) {
+            let missing: Vec<&str> = version.missing().iter().map(|f| f.name()).collect();
+            tracing::info!(server_version = %version, ?missing, "NATS server version.");
+        }
         Ok(NatsConnection {
             client,
             connected: rx,
