@@ -8,7 +8,10 @@ use std::time::Duration;
 use backflow::bridge::{Bridge, BridgeConfig, BridgeSetup};
 use backflow::bus::FeedbackPublisher;
 use backflow::bus::nats::{NatsConnection, NatsOptions, NatsPublisher, ensure_state_stream};
-use backflow::event::{BackpressureLevel, CoordinatorId, FeedbackEvent};
+use backflow::event::{
+    BackpressureLevel, CoordinatorId, DEMAND_SCHEMA_VERSION, DemandEvent, FeedbackEvent,
+    InstanceId, encode_demand,
+};
 use backflow::fleet::FleetConfig;
 use backflow::metrics::MetricsConfig;
 use backflow::store::{StoreConfig, WriteStreamConfig, ensure_write_consumer, ensure_write_stream};
@@ -322,5 +325,85 @@ async fn backlog_is_the_write_consumers_lag_when_there_is_one() {
         e.value("backflow_bridge_consumer_lag_errors_total", &[]),
         0.0
     );
+    bridge.stop().await.unwrap();
+}
+
+fn demand(agent: &str, seq: u64, offered: f64, granted: f64) -> DemandEvent {
+    DemandEvent {
+        version: DEMAND_SCHEMA_VERSION,
+        coordinator_id: CoordinatorId::new("a").unwrap(),
+        agent_id: InstanceId::new(agent).unwrap(),
+        epoch: 1,
+        seq,
+        timestamp_ms: 0,
+        offered_per_sec: offered,
+        granted_per_sec: granted,
+        weight: 1.0,
+        class: None,
+        heartbeat_ms: 1_000,
+        leaving: false,
+    }
+}
+
+#[tokio::test]
+async fn demand_the_fast_loop_holds_back_becomes_the_replicas_it_needs() {
+    let server = NatsServer::start();
+    let conn = connect(&server).await;
+    let bridge = Bridge::start(&settings(&server, fast())).await.unwrap();
+    // One replica that writes 2,000 rows/s while busy, holding its queue short (OK).
+    let mut store = with_heartbeat(
+        event("a", "pod-1", 1, BackpressureLevel::Ok, 1_200, 10_000),
+        250,
+    );
+    store.service_rate = Some(2_000.0);
+    NatsPublisher::new(&conn).publish(&store).await.unwrap();
+    // Two agents offer 3,000 rows/s each and are granted a third of it.
+    let subject = conn.subjects.demand(&CoordinatorId::new("a").unwrap());
+    for agent in ["agent-1", "agent-2"] {
+        let payload = encode_demand(&demand(agent, 1, 3_000.0, 1_000.0));
+        conn.client
+            .publish(subject.clone(), payload.into())
+            .await
+            .unwrap();
+    }
+    let e = until(&bridge, "the demand of both agents", |e| {
+        one(e, "coordinator_demand_rows_per_second", "a") == Some(6_000.0)
+    })
+    .await;
+    assert_eq!(
+        one(&e, "coordinator_granted_rows_per_second", "a"),
+        Some(2_000.0)
+    );
+    assert_eq!(
+        one(&e, "coordinator_unserved_rows_per_second", "a"),
+        Some(4_000.0)
+    );
+    assert_eq!(
+        one(&e, "coordinator_replica_capacity_rows_per_second", "a"),
+        Some(2_000.0)
+    );
+    // ceil(6000 × 1.25 / 2000 + 1200 / (2000 × 60)) = ceil(3.76) = 4, though the queue is short.
+    assert_eq!(one(&e, "coordinator_desired_replicas", "a"), Some(4.0));
+    let (_, body) = get(&bridge, "/api/v1/coordinators/a").await;
+    let a: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(a["desired_replicas"], 4);
+    assert_eq!(a["scaling"]["headroom"], 1.25);
+    assert!(
+        a["scaling"]["formula"].as_str().unwrap().ends_with("= 4"),
+        "{a}"
+    );
+
+    // One agent stops: its demand goes at once.
+    let mut bye = demand("agent-2", 2, 0.0, 0.0);
+    bye.leaving = true;
+    conn.client
+        .publish(subject, encode_demand(&bye).into())
+        .await
+        .unwrap();
+    let e = until(&bridge, "the departed agent's demand gone", |e| {
+        one(e, "coordinator_demand_rows_per_second", "a") == Some(3_000.0)
+    })
+    .await;
+    assert_eq!(one(&e, "coordinator_desired_replicas", "a"), Some(2.0));
     bridge.stop().await.unwrap();
 }

@@ -189,6 +189,27 @@ const PINNED: &[(&str, &str, &[&str])] = &[
     ("coordinator_utilization", "gauge", &["coordinator_id"]),
     ("coordinator_instances", "gauge", &["coordinator_id"]),
     ("coordinator_silent_instances", "gauge", &["coordinator_id"]),
+    (
+        "coordinator_demand_rows_per_second",
+        "gauge",
+        &["coordinator_id"],
+    ),
+    (
+        "coordinator_granted_rows_per_second",
+        "gauge",
+        &["coordinator_id"],
+    ),
+    (
+        "coordinator_unserved_rows_per_second",
+        "gauge",
+        &["coordinator_id"],
+    ),
+    (
+        "coordinator_replica_capacity_rows_per_second",
+        "gauge",
+        &["coordinator_id"],
+    ),
+    ("coordinator_desired_replicas", "gauge", &["coordinator_id"]),
     ("backflow_bridge_published_total", "counter", &[]),
     ("backflow_bridge_publish_errors_total", "counter", &[]),
     ("backflow_bridge_consumer_lag_errors_total", "counter", &[]),
@@ -285,10 +306,9 @@ async fn everything() -> (Metrics, CancellationToken) {
         })
         .unwrap();
     let mut fleet = FleetState::new(FleetConfig::bridge(), WallClock::new());
-    fleet.observe(
-        event("default", "pod-1", 1, BackpressureLevel::Hard, 90, 100),
-        Instant::now(),
-    );
+    let mut measured = event("default", "pod-1", 1, BackpressureLevel::Hard, 90, 100);
+    measured.service_rate = Some(2_000.0);
+    fleet.observe(measured, Instant::now());
     fleet.set_consumer_lag(&CoordinatorId::default(), Some(7));
     metrics
         .register(BridgeProbe::new(

@@ -124,6 +124,11 @@ pub struct AgentConfig {
     /// Also accept feedback on `POST /feedback` (settings `http.receiver`), for stores that
     /// post instead of (or as well as) publishing on NATS.
     pub http_receiver: bool,
+    /// How often the agent publishes its demand on `<prefix>.demand.<coordinator_id>`,
+    /// milliseconds (it expires after a few missed intervals).
+    pub demand_interval_ms: u64,
+    /// The window its offered and granted rates are smoothed over, milliseconds.
+    pub demand_window_ms: u64,
 }
 
 impl Default for AgentConfig {
@@ -141,6 +146,8 @@ impl Default for AgentConfig {
             max_rows: None,
             ack_log: None,
             http_receiver: false,
+            demand_interval_ms: 1_000,
+            demand_window_ms: 5_000,
         }
     }
 }
@@ -151,6 +158,8 @@ impl AgentConfig {
         at_least_one(&[
             ("max_in_flight", self.max_in_flight as u64),
             ("publish_timeout_ms", self.publish_timeout_ms),
+            ("demand_interval_ms", self.demand_interval_ms),
+            ("demand_window_ms", self.demand_window_ms),
         ])?;
         if !(1..=crate::market::MAX_BATCH_ROWS).contains(&self.batch_rows) {
             return Err(InvalidSetting::new(

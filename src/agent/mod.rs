@@ -2,7 +2,9 @@
 //! write stream with acknowledgements, and slowed down by feedback; and [`LocalAgent`], the
 //! same rate limits and feedback inside one process.
 
+mod announce;
 mod config;
+pub mod demand;
 mod listen;
 mod local;
 mod node;

@@ -11,6 +11,7 @@ use async_nats::jetstream;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
+use super::announce::Announcer;
 use super::config::AgentSetup;
 use super::listen::{router, start_feedback};
 use super::produce;
@@ -40,6 +41,8 @@ pub struct Agent {
     published: Option<PublishStats>,
     producers: JoinSet<()>,
     tasks: JoinSet<()>,
+    /// Publishes the demand; awaited at stop so that its last (`leaving`) event goes out.
+    announcing: JoinHandle<()>,
 }
 
 impl std::fmt::Debug for Agent {
@@ -96,7 +99,18 @@ impl Agent {
         let min_scale = watch_min_scale(&rate, &stop, &mut tasks)?;
         let produced = Arc::new(AtomicU64::new(0));
         let mut producers = JoinSet::new();
-        let rows = produce::start(config, &name, &rate, &produced, &stop, &mut producers)?;
+        let (rows, meters) =
+            produce::start(config, &name, &rate, &produced, &stop, &mut producers)?;
+        let agent_id = InstanceId::new(name.clone()).unwrap_or_else(|_| InstanceId::generate());
+        let announcer = Announcer::new(
+            conn.clone(),
+            config.coordinator_id.clone(),
+            agent_id,
+            meters,
+            Duration::from_millis(config.demand_interval_ms),
+            Duration::from_millis(config.demand_window_ms),
+        );
+        let announcing = tokio::spawn(announcer.run(stop.clone()));
         let shutdown = CancellationToken::new();
         let publisher = row_publisher(setup, &conn)?;
         let publishing =
@@ -115,6 +129,7 @@ impl Agent {
             published: None,
             producers,
             tasks,
+            announcing,
         })
     }
 
@@ -151,6 +166,7 @@ impl Agent {
             None => self.publishing.await.unwrap_or_default(),
         };
         self.stop.cancel();
+        let _ = self.announcing.await;
         while self.producers.join_next().await.is_some() {}
         self.tasks.shutdown().await;
         AgentReport {

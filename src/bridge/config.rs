@@ -4,7 +4,7 @@ use serde::Deserialize;
 
 use crate::bus::nats::NatsOptions;
 use crate::event::CoordinatorId;
-use crate::fleet::{FleetConfig, bridge_defaults};
+use crate::fleet::{FleetConfig, ScalingConfig, bridge_defaults};
 use crate::invalid::InvalidSetting;
 use crate::metrics::MetricsConfig;
 
@@ -26,6 +26,8 @@ pub struct BridgeConfig {
     /// How often each coordinator's write-consumer lag is read from JetStream, milliseconds
     /// (0: never; `coordinator_backlog` then falls back to the reported depths).
     pub lag_poll_interval_ms: u64,
+    /// How `coordinator_desired_replicas` is computed from the agents' demand.
+    pub scaling: ScalingConfig,
 }
 
 impl Default for BridgeConfig {
@@ -35,6 +37,7 @@ impl Default for BridgeConfig {
             fleet: FleetConfig::bridge(),
             publish_interval_ms: 1_000,
             lag_poll_interval_ms: 2_000,
+            scaling: ScalingConfig::default(),
         }
     }
 }
@@ -42,7 +45,8 @@ impl Default for BridgeConfig {
 impl BridgeConfig {
     /// Checks ranges, naming the offending key.
     pub fn validate(&self) -> Result<(), InvalidSetting> {
-        self.fleet.validate().map_err(|e| e.under("fleet"))
+        self.fleet.validate().map_err(|e| e.under("fleet"))?;
+        self.scaling.validate().map_err(|e| e.under("scaling"))
     }
 }
 

@@ -41,6 +41,19 @@ fn read_view(v: &CoordinatorView, out: &mut Readings) {
         (&t::COORDINATOR_UTILIZATION, v.utilization),
         (&t::COORDINATOR_INSTANCES, v.instances as f64),
         (&t::COORDINATOR_SILENT_INSTANCES, v.silent_instances as f64),
+        (
+            &t::COORDINATOR_DEMAND_ROWS_PER_SECOND,
+            v.demand_rows_per_second,
+        ),
+        (
+            &t::COORDINATOR_GRANTED_ROWS_PER_SECOND,
+            v.granted_rows_per_second,
+        ),
+        (
+            &t::COORDINATOR_UNSERVED_ROWS_PER_SECOND,
+            v.unserved_rows_per_second,
+        ),
+        (&t::COORDINATOR_DESIRED_REPLICAS, v.desired_replicas as f64),
     ] {
         out.set(metric, &label, value);
     }
@@ -48,6 +61,13 @@ fn read_view(v: &CoordinatorView, out: &mut Readings) {
     // nobody measured.
     if let Some(lag) = v.consumer_lag {
         out.set(&t::COORDINATOR_CONSUMER_LAG, &label, lag as f64);
+    }
+    if let Some(capacity) = v.replica_capacity_rows_per_second {
+        out.set(
+            &t::COORDINATOR_REPLICA_CAPACITY_ROWS_PER_SECOND,
+            &label,
+            capacity,
+        );
     }
 }
 

@@ -17,7 +17,7 @@ use super::lag::{self, lock};
 use super::probe::BridgeProbe;
 use super::state::{BridgeStats, FleetState};
 use super::{BridgeError, api};
-use crate::bus::nats::{NatsConnection, NatsSubscriber};
+use crate::bus::nats::{NatsConnection, NatsSubscriber, subscribe_demand};
 use crate::bus::{Counted, FeedbackSubscription, Interest};
 use crate::clock::WallClock;
 use crate::error::Chain;
@@ -76,11 +76,13 @@ impl Bridge {
         let metrics = Metrics::new()?;
         let conn = setup.nats.connect("backflow-bridge").await?;
         let interest = Interest::of(config.coordinators.iter().cloned());
-        let (deliveries, subscriber) = NatsSubscriber::start(&conn, interest).await?;
-        let state = Arc::new(Mutex::new(FleetState::new(
-            config.fleet.clone(),
-            WallClock::new(),
-        )));
+        let (deliveries, subscriber) = NatsSubscriber::start(&conn, interest.clone()).await?;
+        let (demand, demand_stats) = subscribe_demand(&conn, &interest).await?;
+        metrics.register(demand_stats)?;
+        let state = Arc::new(Mutex::new(
+            FleetState::new(config.fleet.clone(), WallClock::new())
+                .with_scaling(config.scaling.clone()),
+        ));
         let stats = Arc::new(BridgeStats::default());
         let deliveries = Counted::new(deliveries);
         metrics.register(subscriber)?;
@@ -88,14 +90,17 @@ impl Bridge {
         metrics.register(BridgeProbe::new(state.clone(), stats.clone()))?;
 
         let stop = CancellationToken::new();
-        let mut tasks = vec![tokio::spawn(fold(
-            deliveries,
-            conn.clone(),
-            state.clone(),
-            stats.clone(),
-            Duration::from_millis(config.publish_interval_ms),
-            stop.clone(),
-        ))];
+        let mut tasks = vec![
+            tokio::spawn(fold(
+                deliveries,
+                conn.clone(),
+                state.clone(),
+                stats.clone(),
+                Duration::from_millis(config.publish_interval_ms),
+                stop.clone(),
+            )),
+            tokio::spawn(follow_demand(demand, state.clone(), stop.clone())),
+        ];
         if config.lag_poll_interval_ms > 0 {
             tasks.push(tokio::spawn(lag::poll(
                 conn.clone(),
@@ -151,6 +156,27 @@ impl Bridge {
         };
         tracing::info!(?report, "Bridge stopped.");
         Ok(report)
+    }
+}
+
+/// Takes in the agents' demand until `stop`, and forgets demand that stopped coming.
+async fn follow_demand(
+    mut demand: tokio::sync::mpsc::Receiver<crate::event::DemandEvent>,
+    state: Arc<Mutex<FleetState>>,
+    stop: CancellationToken,
+) {
+    let mut tidy = interval(Duration::from_millis(500));
+    loop {
+        tokio::select! {
+            event = demand.recv() => match event {
+                Some(event) => {
+                    lock(&state).observe_demand(event, Instant::now());
+                }
+                None => return,
+            },
+            _ = tidy.tick() => lock(&state).expire_demand(Instant::now()),
+            () = stop.cancelled() => return,
+        }
     }
 }
 

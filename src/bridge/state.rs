@@ -7,8 +7,8 @@ use std::sync::atomic::AtomicU64;
 use tokio::time::Instant;
 
 use crate::clock::WallClock;
-use crate::event::{CoordinatorId, FeedbackEvent};
-use crate::fleet::{CoordinatorView, FleetConfig, FleetView, Observed};
+use crate::event::{CoordinatorId, DemandEvent, FeedbackEvent};
+use crate::fleet::{CoordinatorView, DemandView, FleetConfig, FleetView, Observed, ScalingConfig};
 
 /// Counters of the bridge's own work, shared with the metrics.
 #[derive(Debug, Default)]
@@ -30,6 +30,8 @@ pub struct BridgeStats {
 pub struct FleetState {
     view: FleetView,
     lags: BTreeMap<CoordinatorId, u64>,
+    demand: DemandView,
+    scaling: ScalingConfig,
 }
 
 impl FleetState {
@@ -38,7 +40,15 @@ impl FleetState {
         Self {
             view: FleetView::new(fleet, wall),
             lags: BTreeMap::new(),
+            demand: DemandView::new(),
+            scaling: ScalingConfig::default(),
         }
+    }
+
+    /// Computes desired replicas with `scaling` (default: [`ScalingConfig::default`]).
+    pub fn with_scaling(mut self, scaling: ScalingConfig) -> Self {
+        self.scaling = scaling;
+        self
     }
 
     /// Takes in one event received at `now`.
@@ -46,7 +56,18 @@ impl FleetState {
         self.view.observe(event, now)
     }
 
-    /// Marks instances silent and drops expired ones; true if anything changed.
+    /// Forgets demand not refreshed in time.
+    pub fn expire_demand(&mut self, now: Instant) {
+        self.demand.expire(now);
+    }
+
+    /// Takes in one agent's demand received at `now`.
+    pub fn observe_demand(&mut self, event: DemandEvent, now: Instant) -> Observed {
+        self.demand.observe(event, now)
+    }
+
+    /// Marks instances silent and drops expired ones and expired demand; true if anything
+    /// changed.
     pub fn expire(&mut self, now: Instant) -> bool {
         let changed = self.view.expire(now);
         if changed {
@@ -94,6 +115,7 @@ impl FleetState {
                 .filter(|(e, _)| &e.coordinator_id == coordinator),
             self.lags.get(coordinator).copied(),
         )
+        .map(|v| v.with_demand(self.demand.totals(coordinator), &self.scaling))
     }
 
     /// Every coordinator's state, sorted by id.
@@ -109,6 +131,7 @@ impl FleetState {
             .into_iter()
             .filter_map(|(id, instances)| {
                 CoordinatorView::of(id.clone(), instances, self.lags.get(id).copied())
+                    .map(|v| v.with_demand(self.demand.totals(id), &self.scaling))
             })
             .collect()
     }

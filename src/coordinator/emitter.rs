@@ -5,11 +5,12 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
-use tokio::time::{MissedTickBehavior, interval};
+use tokio::time::{Instant, MissedTickBehavior, interval};
 use tokio_util::sync::CancellationToken;
 
 use super::config::CoordinatorConfig;
 use super::queue::LevelChange;
+use super::service_rate::{Counters, ServiceRate};
 use super::stats::CoordinatorStats;
 use crate::bus::FeedbackPublisher;
 use crate::clock::WallClock;
@@ -27,6 +28,7 @@ pub(crate) struct Emitter {
     pub(crate) stats: Arc<CoordinatorStats>,
     pub(crate) seq: u64,
     pub(crate) failing: bool,
+    pub(crate) service_rate: ServiceRate,
 }
 
 impl Emitter {
@@ -49,6 +51,7 @@ impl Emitter {
             stats,
             seq: 0,
             failing: false,
+            service_rate: ServiceRate::new(config.workers),
         }
     }
 
@@ -68,6 +71,12 @@ impl Emitter {
         event.heartbeat_ms = self
             .heartbeat
             .map_or(0, |d| u32::try_from(d.as_millis()).unwrap_or(u32::MAX));
+        let counters = Counters {
+            written: self.stats.written.load(Relaxed),
+            starved_us: self.stats.starved_us.load(Relaxed),
+            failures: self.stats.write_failures.load(Relaxed),
+        };
+        event.service_rate = self.service_rate.observe(Instant::now(), counters);
         event
     }
 

@@ -8,6 +8,7 @@ mod handle;
 mod health;
 mod queue;
 mod retry;
+mod service_rate;
 mod sink;
 mod stats;
 mod throttle;

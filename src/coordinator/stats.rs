@@ -46,6 +46,8 @@ pub(crate) struct CoordinatorStats {
     pub(crate) level_changes: AtomicU64,
     pub(crate) events_published: AtomicU64,
     pub(crate) publish_errors: AtomicU64,
+    /// Time workers spent waiting for items, summed over workers, microseconds.
+    pub(crate) starved_us: AtomicU64,
     pub(crate) queue_wait: Histogram,
     pub(crate) batch_latency: Histogram,
 }

@@ -10,6 +10,18 @@ use super::{
 /// Longest `reason` accepted, in bytes: reasons are labels, not payloads.
 pub const MAX_REASON_LEN: usize = 256;
 
+/// Refuses a rate that is negative or not finite.
+pub fn check_rate(field: &'static str, rate: f64) -> Result<(), DecodeError> {
+    if rate >= 0.0 && rate.is_finite() {
+        Ok(())
+    } else {
+        Err(DecodeError::InvalidField {
+            field,
+            reason: format!("{rate} is not a rate (finite, >= 0)"),
+        })
+    }
+}
+
 /// The `coordinator_id` field of an event, validated.
 pub fn coordinator_field(raw: String) -> Result<CoordinatorId, DecodeError> {
     CoordinatorId::new(raw).map_err(|source| DecodeError::InvalidId {
@@ -32,7 +44,7 @@ pub fn check_reason(reason: Option<&str>) -> Result<(), DecodeError> {
 /// Deepest MessagePack nesting accepted. An event is a flat map, and rmp-serde's own limit
 /// (1024) let an unknown field nested ~900 deep overflow a 2 MiB thread stack in a debug
 /// build, which aborts the process (found by replaying the fuzz corpus).
-const MAX_DEPTH: usize = 32;
+pub(super) const MAX_DEPTH: usize = 32;
 
 /// Why bytes are not a valid feedback event.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -83,6 +95,8 @@ struct Wire {
     heartbeat_ms: u32,
     #[serde(default)]
     leaving: bool,
+    #[serde(default)]
+    service_rate: Option<f64>,
 }
 
 impl TryFrom<Wire> for FeedbackEvent {
@@ -106,6 +120,9 @@ impl TryFrom<Wire> for FeedbackEvent {
             });
         }
         check_reason(w.reason.as_deref())?;
+        if let Some(rate) = w.service_rate {
+            check_rate("service_rate", rate)?;
+        }
         Ok(FeedbackEvent {
             version: w.version,
             coordinator_id,
@@ -119,6 +136,7 @@ impl TryFrom<Wire> for FeedbackEvent {
             reason: w.reason,
             heartbeat_ms: w.heartbeat_ms,
             leaving: w.leaving,
+            service_rate: w.service_rate,
         })
     }
 }
@@ -132,7 +150,7 @@ pub fn encode(event: &FeedbackEvent) -> Vec<u8> {
 
 /// Why a positional encoding is refused: a field added later would shift every field after
 /// it, so an older reader would misread a newer writer's events.
-const NAMED_FIELDS_ONLY: &str = "an event is a map with named fields, not an array";
+pub(super) const NAMED_FIELDS_ONLY: &str = "an event is a map with named fields, not an array";
 
 /// Decodes and validates a MessagePack event: a map with named fields (a positional array is
 /// refused, although serde could read one). Never panics, whatever the bytes.

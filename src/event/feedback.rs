@@ -14,7 +14,7 @@ pub const SCHEMA_VERSION: u16 = 1;
 /// `(epoch, seq)` orders the events of one instance: `epoch` is fixed when the instance starts
 /// (microseconds since the Unix epoch, so a restarted pod that keeps its instance id still sorts
 /// after its previous life) and `seq` increases by one per event.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FeedbackEvent {
     /// Wire schema major version ([`SCHEMA_VERSION`]).
     pub version: u16,
@@ -44,6 +44,11 @@ pub struct FeedbackEvent {
     /// Set on the last event of an instance that is shutting down cleanly: forget it at once.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub leaving: bool,
+    /// Rows per second this instance writes while it has work (its service rate, measured
+    /// only while its workers never wait for items; held while it is idle). Absent until
+    /// first measured. Added in schema 1 as an optional field: older readers ignore it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_rate: Option<f64>,
 }
 
 fn is_zero(v: &u32) -> bool {
@@ -76,6 +81,7 @@ impl FeedbackEvent {
             reason: None,
             heartbeat_ms: 0,
             leaving: false,
+            service_rate: None,
         }
     }
 

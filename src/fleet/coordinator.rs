@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use super::{DemandTotals, Scaling, ScalingConfig};
 use crate::event::{BackpressureLevel, CoordinatorId, FeedbackEvent};
 
 /// One coordinator as the bridge sees it: what `/metrics`, the JSON API and the bus
@@ -39,6 +40,19 @@ pub struct CoordinatorView {
     pub silent_instances: u64,
     /// Timestamp of the newest event, milliseconds since the Unix epoch.
     pub last_event_ms: u64,
+    /// Rows per second the coordinator's agents offered before throttling.
+    pub demand_rows_per_second: f64,
+    /// Rows per second they were granted.
+    pub granted_rows_per_second: f64,
+    /// Demand not granted: what the fast loop holds back.
+    pub unserved_rows_per_second: f64,
+    /// Rows per second one replica writes while busy (the mean of the live instances'
+    /// measured service rates), when any has been measured.
+    pub replica_capacity_rows_per_second: Option<f64>,
+    /// Replicas the demand needs ([`Scaling::compute`]).
+    pub desired_replicas: u64,
+    /// How `desired_replicas` was computed, with its inputs.
+    pub scaling: Scaling,
 }
 
 impl CoordinatorView {
@@ -50,6 +64,7 @@ impl CoordinatorView {
         consumer_lag: Option<u64>,
     ) -> Option<Self> {
         let mut view: Option<Self> = None;
+        let (mut rates, mut measured) = (0.0, 0u32);
         for (e, silent) in instances {
             let v = view.get_or_insert_with(|| Self {
                 coordinator_id: coordinator_id.clone(),
@@ -66,7 +81,17 @@ impl CoordinatorView {
                 instances: 0,
                 silent_instances: 0,
                 last_event_ms: 0,
+                demand_rows_per_second: 0.0,
+                granted_rows_per_second: 0.0,
+                unserved_rows_per_second: 0.0,
+                replica_capacity_rows_per_second: None,
+                desired_replicas: 0,
+                scaling: Scaling::compute(&ScalingConfig::default(), 0.0, 0, None, 0),
             });
+            if let (Some(rate), false) = (e.service_rate, silent) {
+                rates += rate;
+                measured += 1;
+            }
             v.level = v.level.max(e.level);
             v.queue_depth = v.queue_depth.max(e.queue_depth);
             v.fleet_queue_depth = v.fleet_queue_depth.saturating_add(e.queue_depth);
@@ -81,7 +106,30 @@ impl CoordinatorView {
             v.backpressure_soft = u8::from(v.level == BackpressureLevel::Soft);
             v.backpressure_hard = u8::from(v.level == BackpressureLevel::Hard);
             v.backlog = v.consumer_lag.unwrap_or(v.fleet_queue_depth);
+            v.replica_capacity_rows_per_second =
+                (measured > 0).then(|| rates / f64::from(measured));
             v
         })
+    }
+
+    /// Adds the agents' `demand` and the replicas it needs.
+    ///
+    /// The backlog the formula drains is the deepest instance's depth: its own queue plus the
+    /// rows still in the stream, which every replica counts (a sum would count them once per
+    /// replica).
+    pub fn with_demand(mut self, demand: DemandTotals, config: &ScalingConfig) -> Self {
+        self.demand_rows_per_second = demand.offered;
+        self.granted_rows_per_second = demand.granted;
+        self.unserved_rows_per_second = demand.unserved();
+        let live = self.instances - self.silent_instances;
+        self.scaling = Scaling::compute(
+            config,
+            demand.offered,
+            self.queue_depth,
+            self.replica_capacity_rows_per_second,
+            live,
+        );
+        self.desired_replicas = self.scaling.desired_replicas;
+        self
     }
 }

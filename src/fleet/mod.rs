@@ -4,14 +4,18 @@
 
 mod config;
 mod coordinator;
+mod demand;
 mod interest;
 mod observed;
+mod scaling;
 mod signal;
 mod view;
 
 pub use config::{Fallback, FleetConfig, bridge_defaults};
 pub use coordinator::CoordinatorView;
+pub use demand::{DemandTotals, DemandView};
 pub use interest::{Follow, Interest};
 pub use observed::Observed;
+pub use scaling::{Scaling, ScalingConfig};
 pub use signal::Signal;
 pub use view::FleetView;

@@ -397,7 +397,7 @@ pub const FEEDBACK_REFUSED_TOTAL: MetricInfo = m(
     &["transport", "reason"],
     Receiver,
     "Feedback messages refused for another reason: invalid_subject, oversize, unsigned, \
-         untrusted_key, bad_signature (nats); \
+         untrusted_key, bad_signature (nats, and nats_demand for agents' demand); \
          unauthorized, too_large, unsupported_media_type, queue_full, unanswered (http).",
 );
 /// `coordinator_fleet_queue_depth`.
@@ -458,6 +458,46 @@ pub const COORDINATOR_SILENT_INSTANCES: MetricInfo = m(
     Bridge,
     "Instances that missed their heartbeats; they count with their last state until they \
          expire.",
+);
+/// `coordinator_demand_rows_per_second`.
+pub const COORDINATOR_DEMAND_ROWS_PER_SECOND: MetricInfo = m(
+    "coordinator_demand_rows_per_second",
+    Gauge,
+    COORD,
+    Bridge,
+    "Rows per second the coordinator's agents offered before throttling (the sum of their demand events).",
+);
+/// `coordinator_granted_rows_per_second`.
+pub const COORDINATOR_GRANTED_ROWS_PER_SECOND: MetricInfo = m(
+    "coordinator_granted_rows_per_second",
+    Gauge,
+    COORD,
+    Bridge,
+    "Rows per second the coordinator's agents were granted.",
+);
+/// `coordinator_unserved_rows_per_second`.
+pub const COORDINATOR_UNSERVED_ROWS_PER_SECOND: MetricInfo = m(
+    "coordinator_unserved_rows_per_second",
+    Gauge,
+    COORD,
+    Bridge,
+    "Demand the agents were not granted: what the fast loop holds back.",
+);
+/// `coordinator_replica_capacity_rows_per_second`.
+pub const COORDINATOR_REPLICA_CAPACITY_ROWS_PER_SECOND: MetricInfo = m(
+    "coordinator_replica_capacity_rows_per_second",
+    Gauge,
+    COORD,
+    Bridge,
+    "Rows per second one store replica writes while busy (the mean of the live replicas' measured service rates); absent until measured.",
+);
+/// `coordinator_desired_replicas`.
+pub const COORDINATOR_DESIRED_REPLICAS: MetricInfo = m(
+    "coordinator_desired_replicas",
+    Gauge,
+    COORD,
+    Bridge,
+    "Replicas the demand needs: ceil(demand x headroom / replica capacity + backlog / (replica capacity x drain target)); the live count while no capacity is measured. One series per coordinator: KEDA reads it with an AverageValue target of 1.",
 );
 /// `backflow_bridge_published_total`.
 pub const BRIDGE_PUBLISHED_TOTAL: MetricInfo = m(
@@ -537,6 +577,11 @@ pub const CATALOG: &[MetricInfo] = &[
     COORDINATOR_UTILIZATION,
     COORDINATOR_INSTANCES,
     COORDINATOR_SILENT_INSTANCES,
+    COORDINATOR_DEMAND_ROWS_PER_SECOND,
+    COORDINATOR_GRANTED_ROWS_PER_SECOND,
+    COORDINATOR_UNSERVED_ROWS_PER_SECOND,
+    COORDINATOR_REPLICA_CAPACITY_ROWS_PER_SECOND,
+    COORDINATOR_DESIRED_REPLICAS,
     // Bridge: its own work.
     BRIDGE_PUBLISHED_TOTAL,
     BRIDGE_PUBLISH_ERRORS_TOTAL,

@@ -1,6 +1,7 @@
 //! Feedback over NATS: core subjects for live events, a JetStream stream for last values.
 
 mod connection;
+mod demand;
 mod options;
 mod outage;
 mod publisher;
@@ -17,6 +18,7 @@ use crate::error::BoxError;
 use crate::invalid::InvalidSetting;
 
 pub use connection::NatsConnection;
+pub use demand::{DemandStats, subscribe_demand};
 pub use options::{NatsOptions, TlsOptions};
 pub use publisher::NatsPublisher;
 pub use secret::Secret;

@@ -12,6 +12,7 @@ use crate::invalid::InvalidSetting;
 /// | all feedback | `<prefix>.feedback.>` |
 /// | last-value stream | `<PREFIX>_FEEDBACK` (prefix upper-cased, `.` → `_`) |
 /// | fleet metrics per coordinator | `<prefix>.metrics.<coordinator_id>` |
+/// | agents' demand on one coordinator | `<prefix>.demand.<coordinator_id>` |
 /// | rows for one coordinator | `<prefix>.writes.<coordinator_id>` |
 /// | write stream | `<PREFIX>_WRITES` (work-queue retention) |
 /// | write consumer of one coordinator (durable, shared by its pods) | `store-<coordinator_id>` |
@@ -67,6 +68,24 @@ impl Subjects {
     /// The stream that keeps the last events of every coordinator.
     pub fn state_stream(&self) -> String {
         format!("{}_FEEDBACK", self.stream_base())
+    }
+
+    /// Where agents publish their demand on `coordinator`.
+    pub fn demand(&self, coordinator: &CoordinatorId) -> String {
+        format!("{}.demand.{coordinator}", self.prefix)
+    }
+
+    /// Every coordinator's demand.
+    pub fn all_demand(&self) -> String {
+        format!("{}.demand.>", self.prefix)
+    }
+
+    /// The coordinator id a demand subject names, if it is one of ours.
+    pub fn coordinator_of_demand<'a>(&self, subject: &'a str) -> Option<&'a str> {
+        subject
+            .strip_prefix(self.prefix.as_str())?
+            .strip_prefix(".demand.")
+            .filter(|id| validate_token(id).is_ok())
     }
 
     /// Where the bridge republishes a coordinator's aggregated depth.
@@ -129,6 +148,12 @@ mod tests {
         assert_eq!(s.write_stream(), "MD_EU_WRITES");
         assert_eq!(s.write_consumer(&id), "store-store-1");
         assert_eq!(s.dead_letter(&id), "md.eu.deadletter.store-1");
+        assert_eq!(s.demand(&id), "md.eu.demand.store-1");
+        assert_eq!(
+            s.coordinator_of_demand("md.eu.demand.store-1"),
+            Some("store-1")
+        );
+        assert_eq!(s.coordinator_of_demand("md.eu.feedback.store-1"), None);
         assert_eq!(
             s.coordinator_of_write("md.eu.writes.store-1"),
             Some("store-1")

@@ -1,0 +1,165 @@
+//! `DemandView`: every agent's latest demand per coordinator, ordered and expired like the
+//! fleet view, summed per coordinator for the slow loop.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::Observed;
+use crate::event::{CoordinatorId, DemandEvent, InstanceId};
+
+/// Heartbeats an agent's demand may miss before it expires.
+const MISSED_HEARTBEATS: u64 = 3;
+
+#[derive(Debug, Clone)]
+struct Entry {
+    last: DemandEvent,
+    received: Instant,
+}
+
+/// One coordinator's demand, summed over its live agents.
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize)]
+pub struct DemandTotals {
+    /// Rows per second the agents' sources offered before throttling.
+    pub offered: f64,
+    /// Rows per second they were granted.
+    pub granted: f64,
+    /// Agents reporting.
+    pub agents: u64,
+}
+
+impl DemandTotals {
+    /// Demand not granted.
+    pub fn unserved(&self) -> f64 {
+        (self.offered - self.granted).max(0.0)
+    }
+}
+
+/// Every agent's latest demand event.
+#[derive(Debug, Clone, Default)]
+pub struct DemandView {
+    entries: HashMap<(CoordinatorId, InstanceId), Entry>,
+}
+
+impl DemandView {
+    /// An empty view.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn expires(e: &Entry) -> Instant {
+        let beat = Duration::from_millis(u64::from(e.last.heartbeat_ms.max(1)));
+        e.received + beat * MISSED_HEARTBEATS as u32
+    }
+
+    /// Takes in one event received at `now`.
+    pub fn observe(&mut self, event: DemandEvent, now: Instant) -> Observed {
+        let key = (event.coordinator_id.clone(), event.agent_id.clone());
+        if let Some(known) = self.entries.get(&key) {
+            match event.order_key().cmp(&known.last.order_key()) {
+                std::cmp::Ordering::Less => return Observed::OutOfOrder,
+                std::cmp::Ordering::Equal => return Observed::Duplicate,
+                std::cmp::Ordering::Greater => {}
+            }
+        }
+        if event.leaving {
+            self.entries.remove(&key);
+            return Observed::Left;
+        }
+        self.entries.insert(
+            key,
+            Entry {
+                last: event,
+                received: now,
+            },
+        );
+        Observed::Applied
+    }
+
+    /// Drops demand not refreshed within its heartbeats; true if any went.
+    pub fn expire(&mut self, now: Instant) -> bool {
+        let before = self.entries.len();
+        self.entries.retain(|_, e| now < Self::expires(e));
+        self.entries.len() != before
+    }
+
+    /// When the next demand expires.
+    pub fn next_expiry(&self) -> Option<Instant> {
+        self.entries.values().map(Self::expires).min()
+    }
+
+    /// `coordinator`'s demand.
+    pub fn totals(&self, coordinator: &CoordinatorId) -> DemandTotals {
+        self.entries
+            .iter()
+            .filter(|((c, _), _)| c == coordinator)
+            .fold(DemandTotals::default(), |t, (_, e)| DemandTotals {
+                offered: t.offered + e.last.offered_per_sec,
+                granted: t.granted + e.last.granted_per_sec,
+                agents: t.agents + 1,
+            })
+    }
+
+    /// Coordinators with demand, sorted.
+    pub fn coordinators(&self) -> Vec<CoordinatorId> {
+        let mut ids: Vec<CoordinatorId> = self.entries.keys().map(|(c, _)| c.clone()).collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::DEMAND_SCHEMA_VERSION;
+
+    fn demand(agent: &str, seq: u64, offered: f64, granted: f64) -> DemandEvent {
+        DemandEvent {
+            version: DEMAND_SCHEMA_VERSION,
+            coordinator_id: CoordinatorId::default(),
+            agent_id: InstanceId::new(agent).unwrap(),
+            epoch: 1,
+            seq,
+            timestamp_ms: 0,
+            offered_per_sec: offered,
+            granted_per_sec: granted,
+            weight: 1.0,
+            class: None,
+            heartbeat_ms: 1_000,
+            leaving: false,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn sums_live_agents_and_forgets_silent_and_departed_ones() {
+        let mut v = DemandView::new();
+        let id = CoordinatorId::default();
+        let now = Instant::now();
+        assert_eq!(
+            v.observe(demand("a", 1, 500.0, 200.0), now),
+            Observed::Applied
+        );
+        assert_eq!(
+            v.observe(demand("b", 1, 300.0, 300.0), now),
+            Observed::Applied
+        );
+        assert_eq!(
+            v.observe(demand("a", 1, 9.0, 9.0), now),
+            Observed::Duplicate
+        );
+        let t = v.totals(&id);
+        assert_eq!((t.offered, t.granted, t.agents), (800.0, 500.0, 2));
+        assert_eq!(t.unserved(), 300.0);
+        let mut bye = demand("b", 2, 0.0, 0.0);
+        bye.leaving = true;
+        assert_eq!(v.observe(bye, now), Observed::Left);
+        assert_eq!(v.totals(&id).agents, 1);
+        // Three missed heartbeats later, `a` expires too.
+        assert!(!v.expire(now + Duration::from_millis(2_999)));
+        assert!(v.expire(now + Duration::from_secs(3)));
+        assert_eq!(v.totals(&id), DemandTotals::default());
+        assert!(v.coordinators().is_empty());
+    }
+}
