@@ -48,6 +48,7 @@ const PHASES: [(&str, u64, Expected); 3] = [
         &[
             ("coordinator_queue_depth", 2_500.0),
             ("coordinator_backpressure_hard", 0.0),
+            ("coordinator_desired_replicas", 1.0),
         ],
     ),
     (
@@ -56,6 +57,7 @@ const PHASES: [(&str, u64, Expected); 3] = [
         &[
             ("coordinator_queue_depth", 9_000.0),
             ("coordinator_backpressure_hard", 1.0),
+            ("coordinator_desired_replicas", 1.0),
         ],
     ),
     (
@@ -64,14 +66,16 @@ const PHASES: [(&str, u64, Expected); 3] = [
         &[
             ("coordinator_queue_depth", 0.0),
             ("coordinator_backpressure_hard", 0.0),
+            ("coordinator_desired_replicas", 1.0),
         ],
     ),
 ];
 
 /// metrics-api `valueLocation`s and the metric they mirror.
-const VALUE_LOCATIONS: [(&str, &str); 2] = [
+const VALUE_LOCATIONS: [(&str, &str); 3] = [
     ("queue_depth", "coordinator_queue_depth"),
     ("backpressure_hard", "coordinator_backpressure_hard"),
+    ("desired_replicas", "coordinator_desired_replicas"),
 ];
 
 /// Every trigger of every ScaledObject under `deploy/keda/`, with its file.

@@ -88,8 +88,8 @@ fn the_coordinator_scaled_object_is_what_the_issue_and_the_store_say() {
         prometheus,
         [
             (
-                r#"max(coordinator_queue_depth{coordinator_id="default"})"#,
-                "2000"
+                r#"max(coordinator_desired_replicas{coordinator_id="default"})"#,
+                "1"
             ),
             (
                 r#"max(coordinator_backpressure_hard{coordinator_id="default"})"#,
