@@ -350,24 +350,35 @@ async fn demand_the_fast_loop_holds_back_becomes_the_replicas_it_needs() {
     let server = NatsServer::start();
     let conn = connect(&server).await;
     let bridge = Bridge::start(&settings(&server, fast())).await.unwrap();
-    // One replica that writes 2,000 rows/s while busy, holding its queue short (OK).
-    let mut store = with_heartbeat(
-        event("a", "pod-1", 1, BackpressureLevel::Ok, 1_200, 10_000),
-        250,
-    );
-    store.service_rate = Some(2_000.0);
-    NatsPublisher::new(&conn).publish(&store).await.unwrap();
-    // Two agents offer 3,000 rows/s each and are granted a third of it.
+    // One replica that writes 2,000 rows/s while busy, holding its queue short (OK), and two
+    // agents offering 3,000 rows/s each, granted a third of it: each heartbeats until the
+    // bridge has heard it (a core NATS message sent before the bridge's subscription
+    // reaches the server is not delivered; real heartbeats repeat the same way).
     let subject = conn.subjects.demand(&CoordinatorId::new("a").unwrap());
-    for agent in ["agent-1", "agent-2"] {
-        let payload = encode_demand(&demand(agent, 1, 3_000.0, 1_000.0));
-        conn.client
-            .publish(subject.clone(), payload.into())
-            .await
-            .unwrap();
-    }
-    let e = until(&bridge, "the demand of both agents", |e| {
-        one(e, "coordinator_demand_rows_per_second", "a") == Some(6_000.0)
+    let e = within(WAIT, "the store and the demand of both agents", async {
+        for seq in 1.. {
+            let mut store = with_heartbeat(
+                event("a", "pod-1", seq, BackpressureLevel::Ok, 1_200, 10_000),
+                250,
+            );
+            store.service_rate = Some(2_000.0);
+            NatsPublisher::new(&conn).publish(&store).await.unwrap();
+            for agent in ["agent-1", "agent-2"] {
+                let payload = encode_demand(&demand(agent, seq, 3_000.0, 1_000.0));
+                conn.client
+                    .publish(subject.clone(), payload.into())
+                    .await
+                    .unwrap();
+            }
+            let e = scrape(&bridge).await;
+            let heard = one(&e, "coordinator_demand_rows_per_second", "a") == Some(6_000.0)
+                && one(&e, "coordinator_replica_capacity_rows_per_second", "a").is_some();
+            if heard {
+                return e;
+            }
+            sleep(Duration::from_millis(250)).await;
+        }
+        unreachable!("the loop above runs until it returns")
     })
     .await;
     assert_eq!(
@@ -394,7 +405,7 @@ async fn demand_the_fast_loop_holds_back_becomes_the_replicas_it_needs() {
     );
 
     // One agent stops: its demand goes at once.
-    let mut bye = demand("agent-2", 2, 0.0, 0.0);
+    let mut bye = demand("agent-2", u64::from(u32::MAX), 0.0, 0.0);
     bye.leaving = true;
     conn.client
         .publish(subject, encode_demand(&bye).into())

@@ -228,8 +228,7 @@ impl NatsSubscriber {
         payload: &Bytes,
         headers: Option<&HeaderMap>,
     ) -> Option<FeedbackEvent> {
-        self.stats.received.fetch_add(1, Relaxed);
-        match self.check(subject, payload, headers) {
+        let outcome = match self.check(subject, payload, headers) {
             Ok(e) => {
                 self.stats.delivered.fetch_add(1, Relaxed);
                 Some(e)
@@ -241,7 +240,10 @@ impl NatsSubscriber {
                 }
                 None
             }
-        }
+        };
+        // Counted after the outcome, so whoever sees `received` grow also sees why.
+        self.stats.received.fetch_add(1, Relaxed);
+        outcome
     }
 
     /// The event, or the counter to bump and why: size first (before any parsing), then
