@@ -21,12 +21,15 @@
 //!   [`bridge`] (the fleet view served to Prometheus and KEDA), [`settings`] (the YAML file
 //!   and environment assembled into each component's section), [`demo`] and [`sim`] (the
 //!   closed-loop simulator), [`process`] (logging and signals for the binaries).
+//! - [`autoscale`]: a pure model of KEDA and the Kubernetes HPA reading our ScaledObject,
+//!   which the simulator and `backflow explain` drive.
 //! - `fuzzing` (hidden): the property checks the fuzz targets and the corpus replay share.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub, rust_2018_idioms)]
 
 pub mod agent;
+pub mod autoscale;
 pub mod breaker;
 pub mod bridge;
 pub mod bus;

@@ -24,12 +24,34 @@ fn check(file: &str) {
     );
 }
 
+/// A fleet scenario: both loops closed, each trigger set compared.
+fn check_fleet(file: &str) {
+    let scenario = Scenario::load(&dir().join(file)).unwrap_or_else(|e| panic!("{e}"));
+    let comparison = sim::compare_fleet_paused(&scenario)
+        .unwrap_or_else(|e| panic!("{}", backflow::error::Chain(&e)));
+    println!("{comparison}");
+    assert!(comparison.figures.len() >= 2, "both trigger sets ran");
+    let violations = comparison.violations();
+    assert!(
+        violations.is_empty(),
+        "{} figure(s) out of range in {file}:\n  {}\n{comparison}",
+        violations.len(),
+        violations.join("\n  ")
+    );
+}
+
 macro_rules! scenarios {
-    ($($test:ident => $file:literal,)*) => {
+    ($($test:ident => $file:literal,)* ; $($fleet:ident => $fleet_file:literal,)*) => {
         $(
             #[test]
             fn $test() {
                 check($file);
+            }
+        )*
+        $(
+            #[test]
+            fn $fleet() {
+                check_fleet($fleet_file);
             }
         )*
 
@@ -41,7 +63,7 @@ macro_rules! scenarios {
                 .filter(|f| f.ends_with(".yaml"))
                 .collect();
             files.sort();
-            let mut listed = vec![$($file.to_string()),*];
+            let mut listed = vec![$($file.to_string(),)* $($fleet_file.to_string(),)*];
             listed.sort();
             assert_eq!(files, listed);
         }
@@ -60,6 +82,12 @@ scenarios! {
     two_coordinators => "two-coordinators.yaml",
     silent_coordinator => "silent-coordinator.yaml",
     the_demo_setting => "demo-2x.yaml",
+    ;
+    autoscale_on_demand_steps => "autoscale-steps.yaml",
+    autoscale_to_five_times_sustained => "autoscale-5x.yaml",
+    autoscale_over_a_compressed_day => "autoscale-diurnal.yaml",
+    autoscale_through_a_thirty_second_spike => "autoscale-spike.yaml",
+    autoscale_as_agents_join_and_leave => "autoscale-churn.yaml",
 }
 
 #[test]

@@ -59,11 +59,11 @@ fn run(args: SimulateArgs) -> Result<()> {
         if !args.policies.is_empty() {
             scenario.policies = args.policies.clone();
         }
-        let comparison = sim::compare_paused(&scenario);
-        println!("{comparison}");
-        let mut files = vec![("svg", sim::plot::svg(&comparison))];
+        let report = report(&scenario)?;
+        println!("{}", report.text);
+        let mut files = vec![("svg", report.svg)];
         if !args.no_csv {
-            files.push(("csv", comparison.csv()));
+            files.push(("csv", report.csv));
         }
         for (ext, body) in files {
             let path = args.out.join(format!("{}.{ext}", scenario.name));
@@ -71,7 +71,7 @@ fn run(args: SimulateArgs) -> Result<()> {
                 .with_context(|| format!("cannot write {}", path.display()))?;
             println!("wrote {}", path.display());
         }
-        let violations = comparison.violations();
+        let violations = report.violations;
         for v in &violations {
             println!("out of range: {v}");
         }
@@ -84,4 +84,34 @@ fn run(args: SimulateArgs) -> Result<()> {
         failures.len()
     );
     Ok(())
+}
+
+/// What one scenario's runs printed and drew, and the figures out of range.
+struct Report {
+    text: String,
+    svg: String,
+    csv: String,
+    violations: Vec<String>,
+}
+
+/// Runs `scenario`: a fleet run (KEDA and HPA models scaling replicas) when it has an
+/// `autoscale` section, else one store fleet of fixed size per policy.
+fn report(scenario: &Scenario) -> Result<Report> {
+    Ok(if scenario.autoscale.is_some() {
+        let c = sim::compare_fleet_paused(scenario)?;
+        Report {
+            text: c.to_string(),
+            svg: sim::fleet_plot::fleet_svg(&c),
+            csv: c.csv(),
+            violations: c.violations(),
+        }
+    } else {
+        let c = sim::compare_paused(scenario);
+        Report {
+            text: c.to_string(),
+            svg: sim::plot::svg(&c),
+            csv: c.csv(),
+            violations: c.violations(),
+        }
+    })
 }

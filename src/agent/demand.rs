@@ -16,6 +16,11 @@ pub struct ProducerCounts {
     pub source_us: AtomicU64,
     /// The source is exhausted (a replay ended, `max_rows` reached): it offers nothing more.
     pub done: AtomicBool,
+    /// Rows the source holds ready now, when it can tell (a consumer's lag, a buffer's
+    /// length): see [`ProducerCounts::set_backlog`].
+    pub backlog: AtomicU64,
+    /// Whether `backlog` is known.
+    pub backlog_known: AtomicBool,
 }
 
 impl ProducerCounts {
@@ -29,6 +34,13 @@ impl ProducerCounts {
     pub fn rows(&self, rows: u64, waited: Duration) {
         self.rows.fetch_add(rows, Relaxed);
         self.add_source_wait(waited);
+    }
+
+    /// Records how many rows the source holds ready now. Once a source reports it, its demand
+    /// is measured exactly, throttled or not: the rows it took plus the backlog's growth.
+    pub fn set_backlog(&self, rows: u64) {
+        self.backlog.store(rows, Relaxed);
+        self.backlog_known.store(true, Relaxed);
     }
 
     /// Counts time spent waiting for the source without a row (nothing to do yet).
@@ -47,6 +59,14 @@ pub struct Producer {
     pub base_rate: f64,
 }
 
+/// One producer's counters at one moment.
+#[derive(Debug, Clone, Copy)]
+struct Totals {
+    rows: u64,
+    source_us: u64,
+    backlog: Option<u64>,
+}
+
 /// Smoothed offered and granted rates, rows per second.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Demand {
@@ -58,7 +78,8 @@ pub struct Demand {
 
 /// Estimates an agent's demand from its producers. Pure apart from the time it is given.
 ///
-/// Over each interval, a producer that spent at least half of it waiting for its source is
+/// Over each interval, a producer whose source reports its backlog offered what arrived: the
+/// rows it took plus the backlog's growth (at most its base rate). Otherwise a producer that spent at least half of it waiting for its source is
 /// limited by the source: it offered the rows it got per second of source time (at most its
 /// base rate). A producer that mostly waited on its rate limit (or downstream) has rows
 /// waiting: it offered its full base rate. An exhausted source offers nothing. Both rates are
@@ -67,7 +88,7 @@ pub struct Demand {
 pub struct DemandEstimate {
     producers: Vec<Producer>,
     window: Duration,
-    last: Option<(Instant, Vec<(u64, u64)>)>,
+    last: Option<(Instant, Vec<Totals>)>,
     smoothed: Option<Demand>,
 }
 
@@ -82,14 +103,17 @@ impl DemandEstimate {
         }
     }
 
-    fn totals(&self) -> Vec<(u64, u64)> {
+    fn totals(&self) -> Vec<Totals> {
         self.producers
             .iter()
-            .map(|p| {
-                (
-                    p.counts.rows.load(Relaxed),
-                    p.counts.source_us.load(Relaxed),
-                )
+            .map(|p| Totals {
+                rows: p.counts.rows.load(Relaxed),
+                source_us: p.counts.source_us.load(Relaxed),
+                backlog: p
+                    .counts
+                    .backlog_known
+                    .load(Relaxed)
+                    .then(|| p.counts.backlog.load(Relaxed)),
             })
             .collect()
     }
@@ -105,12 +129,14 @@ impl DemandEstimate {
             return self.smoothed.unwrap_or_default();
         }
         let mut now_demand = Demand::default();
-        for ((p, (rows, us)), (rows0, us0)) in self.producers.iter().zip(&totals).zip(&before) {
-            let got = rows.saturating_sub(*rows0) as f64;
-            let source_s = us.saturating_sub(*us0) as f64 / 1e6;
+        for ((p, now), then) in self.producers.iter().zip(&totals).zip(&before) {
+            let got = now.rows.saturating_sub(then.rows) as f64;
+            let source_s = now.source_us.saturating_sub(then.source_us) as f64 / 1e6;
             now_demand.granted += got / dt;
             now_demand.offered += if p.counts.done.load(Relaxed) {
                 0.0
+            } else if let (Some(b), Some(b0)) = (now.backlog, then.backlog) {
+                ((got + b as f64 - b0 as f64) / dt).clamp(0.0, p.base_rate)
             } else if source_s < 0.5 * dt {
                 p.base_rate
             } else {
@@ -179,5 +205,24 @@ mod tests {
         let d = est.sample(t0 + Duration::from_secs(2));
         assert_eq!(d.granted, 75.0);
         assert_eq!(d.offered, 100.0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_source_that_knows_its_backlog_offers_what_arrived_throttled_or_not() {
+        let (p, c) = producer(1_000.0);
+        let mut est = DemandEstimate::new(vec![p], Duration::from_secs(1));
+        let t0 = Instant::now();
+        c.set_backlog(0);
+        est.sample(t0);
+        // Throttled: 200 rows taken, 100 more piled up, never waiting for the source. Without
+        // the backlog this would read as the base rate (1,000).
+        c.rows(200, Duration::ZERO);
+        c.set_backlog(100);
+        assert_eq!(est.sample(t0 + Duration::from_secs(1)).offered, 300.0);
+        // More capacity: 400 taken, the backlog drained by 100: 300 arrived.
+        c.rows(400, Duration::ZERO);
+        c.set_backlog(0);
+        let d = est.sample(t0 + Duration::from_secs(2));
+        assert_eq!((d.offered, d.granted), (300.0, 400.0));
     }
 }

@@ -13,7 +13,7 @@ use super::emitter::Emitter;
 use super::handle::{DropCallback, Inner, Tasks, WriteCoordinator};
 use super::queue::{LevelChange, Queue};
 use super::sink::{DeadLetterSink, LogDeadLetter, Sink};
-use super::stats::{CoordinatorStats, DropReason};
+use super::stats::{CoordinatorStats, DropReason, Starvation};
 use super::watermark::LevelTracker;
 use super::worker::{self, Shared};
 use crate::breaker::CircuitBreaker;
@@ -82,7 +82,10 @@ impl<T: Send + Sync + 'static> Builder<T> {
         let marks = config.validate()?;
         let capacity = usize::try_from(config.capacity)
             .map_err(|_| InvalidSetting::new("capacity", "too large for this platform"))?;
-        let stats = Arc::new(CoordinatorStats::default());
+        let stats = Arc::new(CoordinatorStats {
+            starvation: Starvation::new(config.workers),
+            ..CoordinatorStats::default()
+        });
         let (levels_tx, levels_rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             queue: Queue::new(

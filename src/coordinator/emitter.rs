@@ -51,7 +51,7 @@ impl Emitter {
             stats,
             seq: 0,
             failing: false,
-            service_rate: ServiceRate::new(config.workers),
+            service_rate: ServiceRate::new(),
         }
     }
 
@@ -71,12 +71,13 @@ impl Emitter {
         event.heartbeat_ms = self
             .heartbeat
             .map_or(0, |d| u32::try_from(d.as_millis()).unwrap_or(u32::MAX));
+        let now = Instant::now();
         let counters = Counters {
             written: self.stats.written.load(Relaxed),
-            starved_us: self.stats.starved_us.load(Relaxed),
+            idle_us: self.stats.starvation.idle_us(now),
             failures: self.stats.write_failures.load(Relaxed),
         };
-        event.service_rate = self.service_rate.observe(Instant::now(), counters);
+        event.service_rate = self.service_rate.observe(now, counters);
         event
     }
 

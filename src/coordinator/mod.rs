@@ -10,6 +10,7 @@ mod queue;
 mod retry;
 mod service_rate;
 mod sink;
+mod starvation;
 mod stats;
 mod throttle;
 mod watermark;

@@ -152,7 +152,9 @@ impl<T> Queue<T> {
         abort: &CancellationToken,
         stats: &CoordinatorStats,
     ) -> Option<Vec<T>> {
-        let entered = Instant::now();
+        // Time spent here is time without a batch: when every worker is here the store is
+        // idle, which the service rate leaves out (counted while it goes on).
+        let _wait = stats.starvation.begin();
         loop {
             let notified = self.items_ready.notified();
             tokio::pin!(notified);
@@ -172,12 +174,6 @@ impl<T> Queue<T> {
                         batch.push(q.item);
                     }
                     stats.in_flight.fetch_add(n as u64, Relaxed);
-                    // Time spent waiting for items: the service rate is measured only while
-                    // workers never wait.
-                    let waited = now.saturating_duration_since(entered).as_micros();
-                    stats
-                        .starved_us
-                        .fetch_add(u64::try_from(waited).unwrap_or(u64::MAX), Relaxed);
                     self.track(&mut st, stats);
                     let more = !st.items.is_empty();
                     drop(st);

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use crate::histogram::Histogram;
 
 use super::sink::DeadLetterReason;
+pub(crate) use super::starvation::Starvation;
 
 /// Why an accepted item was dropped instead of written or dead-lettered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -46,8 +47,8 @@ pub(crate) struct CoordinatorStats {
     pub(crate) level_changes: AtomicU64,
     pub(crate) events_published: AtomicU64,
     pub(crate) publish_errors: AtomicU64,
-    /// Time workers spent waiting for items, summed over workers, microseconds.
-    pub(crate) starved_us: AtomicU64,
+    /// Time all workers spent waiting for items, an idle stretch going on included.
+    pub(crate) starvation: Starvation,
     pub(crate) queue_wait: Histogram,
     pub(crate) batch_latency: Histogram,
 }

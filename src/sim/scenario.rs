@@ -7,6 +7,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use super::expect::Expect;
+use super::fleet_spec::AutoscaleSpec;
 use super::spec::{AgentSpec, SinkSpec, StoreSpec, positive};
 use crate::feedback::{FeedbackConfig, PolicyKind};
 use crate::invalid::{InvalidSetting, at_least_one};
@@ -50,6 +51,11 @@ pub struct Scenario {
     /// Expected ranges per policy.
     #[serde(default)]
     pub expect: BTreeMap<PolicyKind, Expect>,
+    /// With this section the scenario is a fleet run: replicas of one store pulling from a
+    /// shared stream, scaled by models of KEDA and the HPA (load factors are then multiples
+    /// of one replica's capacity).
+    #[serde(default)]
+    pub autoscale: Option<AutoscaleSpec>,
 }
 
 fn default_sample_ms() -> u64 {
@@ -83,6 +89,17 @@ pub enum ScenarioError {
         path: String,
         /// Why (with the key path).
         reason: String,
+    },
+    /// A trigger set's ScaledObject is not one the autoscaler model can run.
+    #[error("invalid ScaledObject {path} in scenario {name}")]
+    TriggerSet {
+        /// The scenario.
+        name: String,
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: crate::autoscale::ScaledObjectError,
     },
     /// A value out of range.
     #[error("invalid scenario {name}: {setting}")]
@@ -125,10 +142,16 @@ impl Scenario {
     }
 
     fn check(&self) -> Result<(), InvalidSetting> {
-        if !positive(self.duration_s) || self.duration_s > 3_600.0 {
+        // A fleet run may last a (compressed) day; a store-only run an hour.
+        let longest = if self.autoscale.is_some() {
+            86_400.0
+        } else {
+            3_600.0
+        };
+        if !positive(self.duration_s) || self.duration_s > longest {
             return Err(InvalidSetting::new(
                 "duration_s",
-                "must be within (0, 3600]",
+                format!("must be within (0, {longest}]"),
             ));
         }
         if !(0.0..self.duration_s).contains(&self.warmup_s) {
@@ -146,6 +169,15 @@ impl Scenario {
             .validate()
             .map_err(|e| InvalidSetting::new("agents.base", e.to_string()))?;
         self.feedback.validate().map_err(|e| e.under("feedback"))?;
+        if let Some(spec) = &self.autoscale {
+            spec.check().map_err(|e| e.under("autoscale"))?;
+            if self.store.count != 1 || !self.store.silences.is_empty() {
+                return Err(InvalidSetting::new(
+                    "store.count",
+                    "a fleet scenario describes one replica (count 1, no silences)",
+                ));
+            }
+        }
         if self.policies.is_empty() {
             return Err(InvalidSetting::new(
                 "policies",

@@ -181,6 +181,23 @@ pub struct AgentSpec {
     pub noise: f64,
     /// The demand over time; the first step should be at 0.
     pub load: Vec<LoadStep>,
+    /// Ramp linearly from one step's factor to the next's instead of jumping (a diurnal
+    /// curve as a few points).
+    pub interpolate: bool,
+    /// Agents that join late and leave early (fleet scenarios).
+    pub churn: Option<Churn>,
+}
+
+/// Some of the agents are there only for a while; each brings its share of the load.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Churn {
+    /// How many of the agents (the last ones).
+    pub agents: usize,
+    /// When they join, seconds.
+    pub join_s: f64,
+    /// When they leave, seconds.
+    pub leave_s: f64,
 }
 
 impl Default for AgentSpec {
@@ -194,6 +211,8 @@ impl Default for AgentSpec {
                 at_s: 0.0,
                 factor: 2.0,
             }],
+            interpolate: false,
+            churn: None,
         }
     }
 }
@@ -201,11 +220,31 @@ impl Default for AgentSpec {
 impl AgentSpec {
     /// The demand factor at `t` seconds.
     pub fn factor_at(&self, t: f64) -> f64 {
-        self.load
-            .iter()
-            .take_while(|s| s.at_s <= t)
-            .last()
-            .map_or(0.0, |s| s.factor)
+        let next = self.load.iter().position(|s| s.at_s > t);
+        let Some(now) = next.unwrap_or(self.load.len()).checked_sub(1) else {
+            return 0.0;
+        };
+        let here = self.load[now];
+        match next.map(|i| self.load[i]) {
+            Some(then) if self.interpolate => {
+                let f = (t - here.at_s) / (then.at_s - here.at_s);
+                here.factor + f * (then.factor - here.factor)
+            }
+            _ => here.factor,
+        }
+    }
+
+    /// Whether agent `index` is there at `t` seconds.
+    pub fn present(&self, index: usize, t: f64) -> bool {
+        self.presence(index)
+            .is_none_or(|(join, leave)| t >= join && t < leave)
+    }
+
+    /// When agent `index` is there (join, leave), seconds; `None` when always.
+    pub fn presence(&self, index: usize) -> Option<(f64, f64)> {
+        self.churn
+            .filter(|c| index >= self.count.saturating_sub(c.agents))
+            .map(|c| (c.join_s, c.leave_s))
     }
 
     /// The agents' total base rate as a multiple of capacity.
@@ -291,6 +330,17 @@ impl AgentSpec {
                 "load",
                 "steps must be in increasing time order",
             ));
+        }
+        if let Some(c) = self.churn {
+            if c.agents == 0 || c.agents >= self.count {
+                return Err(InvalidSetting::new(
+                    "churn.agents",
+                    "must be within [1, count - 1]",
+                ));
+            }
+            if !(c.join_s >= 0.0 && c.join_s < c.leave_s) {
+                return Err(InvalidSetting::new("churn", "needs 0 <= join_s < leave_s"));
+            }
         }
         if !positive(self.base_factor()) {
             return Err(InvalidSetting::new("base", "must be > 0"));

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use tokio::time::{Instant, MissedTickBehavior, interval};
 use tokio_util::sync::CancellationToken;
 
-use super::producer::{Plan, Producer};
+use super::producer::{Plan, Producer, Target};
 use super::scenario::Scenario;
 use super::sink::SimSink;
 use super::spec::Window;
@@ -228,9 +228,11 @@ fn start_producers(
                 policy,
                 feedback: scenario.feedback.clone(),
                 seed: scenario.seed,
+                present: None,
             };
             let subscription = bus.subscribe(Interest::All);
-            match Producer::start(plan, stores.to_vec(), subscription, origin, stop.clone()) {
+            let target = Target::Stores(stores.to_vec());
+            match Producer::start(plan, target, subscription, origin, stop.clone()) {
                 Ok(producer) => producer,
                 // The scenario was validated, its agents' limits included.
                 Err(e) => unreachable!("simulated agent limits are valid: {e}"),
