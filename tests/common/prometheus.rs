@@ -51,6 +51,13 @@ impl PrometheusServer {
     /// Starts Prometheus scraping `targets` (job name, address of a `/metrics` endpoint)
     /// every [`SCRAPE_INTERVAL`], and waits until it reports ready.
     pub async fn start(targets: &[(&str, SocketAddr)]) -> Self {
+        Self::start_discovering(targets, &[]).await
+    }
+
+    /// As [`start`](Self::start), plus one job per name in `discovered` whose targets come
+    /// from a file the test rewrites with [`discover`](Self::discover), as Kubernetes service
+    /// discovery follows pods that come and go.
+    pub async fn start_discovering(targets: &[(&str, SocketAddr)], discovered: &[&str]) -> Self {
         let dir = TempDir::new().expect("a temp dir for prometheus");
         let interval = format!("{}ms", SCRAPE_INTERVAL.as_millis());
         let mut config = format!(
@@ -61,6 +68,15 @@ impl PrometheusServer {
             config.push_str(&format!(
                 "  - job_name: {job}\n    metrics_path: /metrics\n    static_configs:\n      \
                  - targets: [\"{addr}\"]\n"
+            ));
+        }
+        for job in discovered {
+            let file = dir.path().join(format!("{job}.json"));
+            std::fs::write(&file, "[]").expect("write the target file");
+            config.push_str(&format!(
+                "  - job_name: {job}\n    metrics_path: /metrics\n    file_sd_configs:\n      \
+                 - files: [\"{}\"]\n        refresh_interval: 1s\n",
+                file.display()
             ));
         }
         std::fs::write(dir.path().join("prometheus.yml"), config).expect("write the config");
@@ -132,6 +148,16 @@ impl PrometheusServer {
         false
     }
 
+    /// Sets the targets of the discovered `job` (written whole, then renamed into place, so
+    /// Prometheus never reads half a file).
+    pub fn discover(&self, job: &str, addrs: &[String]) {
+        let json = serde_json::json!([{ "targets": addrs }]).to_string();
+        let tmp = self.dir.path().join(format!(".{job}.json.tmp"));
+        std::fs::write(&tmp, json).expect("write the target file");
+        std::fs::rename(&tmp, self.dir.path().join(format!("{job}.json")))
+            .expect("move the target file into place");
+    }
+
     /// `http://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
@@ -192,6 +218,28 @@ impl PrometheusServer {
             sleep(SCRAPE_INTERVAL / 2).await;
         }
         panic!("{promql} did not return one series = {expected} within {limit:?}; last: {last:?}");
+    }
+
+    /// Polls `promql` until it returns exactly one series whose value satisfies `ok`, within
+    /// `limit`; returns the value.
+    pub async fn expect_single_where(
+        &self,
+        promql: &str,
+        ok: impl Fn(f64) -> bool,
+        limit: Duration,
+    ) -> f64 {
+        let deadline = Instant::now() + limit;
+        let mut last = Vec::new();
+        while Instant::now() < deadline {
+            last = self.query(promql).await;
+            if let [series] = last.as_slice() {
+                if ok(series.value) {
+                    return series.value;
+                }
+            }
+            sleep(SCRAPE_INTERVAL / 2).await;
+        }
+        panic!("{promql} did not return one acceptable series within {limit:?}; last: {last:?}");
     }
 
     /// Kills the server.

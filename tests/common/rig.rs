@@ -149,10 +149,15 @@ impl Rig {
 
     /// A store on coordinator `default` with a throttled sink.
     pub fn store(&self, name: &str, db: &Db, rows_per_sec: u32) -> Proc {
+        self.store_sized(name, db, rows_per_sec, 600)
+    }
+
+    /// The same with a queue of `capacity` rows.
+    pub fn store_sized(&self, name: &str, db: &Db, rows_per_sec: u32, capacity: u64) -> Proc {
         let config = self.write(
             &format!("{name}.yaml"),
             format!(
-                "coordinator: {{coordinator_id: default, instance_id: {name}, capacity: 600, batch_size: 100, heartbeat_interval_ms: 200}}
+                "coordinator: {{coordinator_id: default, instance_id: {name}, capacity: {capacity}, batch_size: 100, heartbeat_interval_ms: 200}}
 store:
   sink: {}
   throttle: {{rows_per_sec: {rows_per_sec}}}
