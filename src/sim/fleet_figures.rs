@@ -29,8 +29,9 @@ pub struct FleetFigures {
     /// Replica-seconds (running and starting) over those of the needed count at every
     /// moment.
     pub replica_seconds_ratio: f64,
-    /// The agents' mean scale while the needed replicas had run for [`SCALED_GRACE_S`]
-    /// (1 when that never happened).
+    /// The agents' mean scale while more than one replica was needed and the needed replicas
+    /// had run for [`SCALED_GRACE_S`]
+    /// (NaN, shown as "never", when that never happened).
     pub mean_scale_scaled: f64,
     /// The agents' mean scale over the run.
     pub mean_scale: f64,
@@ -130,12 +131,13 @@ fn reversals_per_hour(s: &[FleetSample]) -> f64 {
     }
 }
 
-/// The agents' mean scale over the samples where the needed replicas had run for the grace
-/// time.
+/// The agents' mean scale over the samples where more than one replica was needed and the
+/// needed replicas had run for the grace time (a demand one replica serves says nothing about
+/// scaling).
 fn mean_scale_scaled(s: &[FleetSample]) -> f64 {
     let mut since: Option<f64> = None;
     let scaled = s.iter().filter(|x| {
-        if x.ready >= x.needed {
+        if x.needed > 1 && x.ready >= x.needed {
             let start = *since.get_or_insert(x.t);
             x.t - start >= SCALED_GRACE_S
         } else {
@@ -143,7 +145,7 @@ fn mean_scale_scaled(s: &[FleetSample]) -> f64 {
             false
         }
     });
-    mean(scaled.map(|x| x.scale)).unwrap_or(1.0)
+    mean(scaled.map(|x| x.scale)).unwrap_or(f64::NAN)
 }
 
 /// From the last fall in the needed count: (seconds until the replicas first went below the

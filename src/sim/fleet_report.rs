@@ -55,7 +55,7 @@ impl FleetComparison {
         for f in &self.figures {
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {:.1} | {} | {} | {:.2} | {:.3} | {:.3} | {} | {} | {} | {:.0} |",
+                "| {} | {} | {} | {:.1} | {} | {} | {:.2} | {} | {:.3} | {} | {} | {} | {:.0} |",
                 f.trigger_set,
                 f.policy,
                 seconds(f.reach_max_s),
@@ -63,7 +63,11 @@ impl FleetComparison {
                 f.changes,
                 f.peak_replicas,
                 f.replica_seconds_ratio,
-                f.mean_scale_scaled,
+                if f.mean_scale_scaled.is_nan() {
+                    "never".to_owned()
+                } else {
+                    format!("{:.3}", f.mean_scale_scaled)
+                },
                 f.mean_scale,
                 seconds(f.first_down_s),
                 seconds(f.down_settle_s),

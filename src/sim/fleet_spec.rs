@@ -3,13 +3,11 @@
 //! must fall in.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Deserialize;
 
 use super::expect::Range;
-use super::scenario::ScenarioError;
-use crate::autoscale::Autoscaler;
 use crate::fleet::ScalingConfig;
 use crate::invalid::{InvalidSetting, at_least_one};
 
@@ -80,41 +78,6 @@ impl AutoscaleSpec {
             ));
         }
         self.scaling.validate().map_err(|e| e.under("scaling"))
-    }
-}
-
-impl AutoscaleSpec {
-    /// Each trigger set's autoscaler model, read from its ScaledObject. A relative path is
-    /// taken from the working directory, else from the crate's own directory (so the
-    /// scenarios run from anywhere in a checkout).
-    pub fn models(&self, scenario: &str) -> Result<Vec<(String, Autoscaler)>, ScenarioError> {
-        self.trigger_sets
-            .iter()
-            .map(|(name, path)| {
-                let path = resolve(path);
-                let shown = path.display().to_string();
-                let yaml =
-                    std::fs::read_to_string(&path).map_err(|source| ScenarioError::Read {
-                        path: shown.clone(),
-                        source,
-                    })?;
-                let model =
-                    Autoscaler::from_yaml(&yaml).map_err(|source| ScenarioError::TriggerSet {
-                        name: scenario.to_owned(),
-                        path: shown,
-                        source,
-                    })?;
-                Ok((name.clone(), model))
-            })
-            .collect()
-    }
-}
-
-fn resolve(path: &Path) -> PathBuf {
-    if path.is_relative() && !path.exists() {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
-    } else {
-        path.to_owned()
     }
 }
 

@@ -72,7 +72,7 @@ pub async fn compare_fleet(scenario: &Scenario) -> Result<FleetComparison, Scena
         });
     };
     let mut traces = Vec::new();
-    for (name, model) in spec.models(&scenario.name)? {
+    for (name, model) in models(spec, &scenario.name)? {
         for &policy in &scenario.policies {
             traces.push(run_fleet(scenario, policy, &name, model.clone()).await);
         }
@@ -83,6 +83,42 @@ pub async fn compare_fleet(scenario: &Scenario) -> Result<FleetComparison, Scena
         traces,
         figures,
     })
+}
+
+/// Each trigger set's autoscaler model, read from its ScaledObject. A relative path is taken
+/// from the working directory, else from the crate's own directory (so the scenarios run from
+/// anywhere in a checkout).
+fn models(
+    spec: &AutoscaleSpec,
+    scenario: &str,
+) -> Result<Vec<(String, crate::autoscale::Autoscaler)>, ScenarioError> {
+    spec.trigger_sets
+        .iter()
+        .map(|(name, path)| {
+            let path = resolve(path);
+            let shown = path.display().to_string();
+            let yaml = std::fs::read_to_string(&path).map_err(|source| ScenarioError::Read {
+                path: shown.clone(),
+                source,
+            })?;
+            let model = crate::autoscale::Autoscaler::from_yaml(&yaml).map_err(|source| {
+                ScenarioError::TriggerSet {
+                    name: scenario.to_owned(),
+                    path: shown,
+                    source,
+                }
+            })?;
+            Ok((name.clone(), model))
+        })
+        .collect()
+}
+
+fn resolve(path: &std::path::Path) -> std::path::PathBuf {
+    if path.is_relative() && !path.exists() {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+    } else {
+        path.to_owned()
+    }
 }
 
 /// [`compare_fleet`] on a fresh single-threaded runtime with paused time.
