@@ -11,8 +11,8 @@ use super::answer::Observation;
 
 /// Why the model scales (or not) the target, trigger by trigger.
 ///
-/// Display prints one line per trigger, the policies, and the result; [`to_json`]
-/// (super::Explanation::to_json) gives the same for machines.
+/// Display prints one line per trigger, the policies, and the result;
+/// [`to_json`](Self::to_json) gives the same for machines.
 #[derive(Debug)]
 pub struct Explanation {
     /// The ScaledObject looked at.
