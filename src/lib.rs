@@ -22,7 +22,8 @@
 //!   and environment assembled into each component's section), [`demo`] and [`sim`] (the
 //!   closed-loop simulator), [`process`] (logging and signals for the binaries).
 //! - [`autoscale`]: a pure model of KEDA and the Kubernetes HPA reading our ScaledObject,
-//!   which the simulator and `backflow explain` drive.
+//!   which the simulator and `backflow explain` drive; [`explain`] reads a ScaledObject's
+//!   live sources once and says why the model scales (or not).
 //! - `fuzzing` (hidden): the property checks the fuzz targets and the corpus replay share.
 
 #![forbid(unsafe_code)]
@@ -38,6 +39,7 @@ pub mod coordinator;
 pub mod demo;
 pub mod error;
 pub mod event;
+pub mod explain;
 pub mod feedback;
 pub mod fleet;
 #[doc(hidden)]

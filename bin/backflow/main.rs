@@ -2,6 +2,7 @@
 //! own file and calls into the library.
 
 mod demo;
+mod explain;
 mod nkey;
 mod publish;
 mod simulate;
@@ -32,6 +33,10 @@ enum Command {
     /// Generate the NKey a store signs its feedback with: the seed goes in the store's
     /// `nats.signing.seed_file`, the public key in readers' `nats.signing.trusted_keys`.
     Nkey(nkey::NkeyArgs),
+    /// Why did (didn't) KEDA scale: read a ScaledObject's triggers from their live sources
+    /// and print, per trigger, value, target, ratio and proposal, then the policies' effect
+    /// and the resulting replica count.
+    Explain(explain::ExplainArgs),
 }
 
 #[tokio::main]
@@ -48,5 +53,6 @@ async fn main() -> Result<()> {
         Command::Publish(args) => publish::run(args).await,
         Command::Simulate(args) => simulate::spawn(args).await,
         Command::Nkey(args) => nkey::run(args),
+        Command::Explain(args) => explain::run(args).await,
     }
 }

@@ -1,5 +1,5 @@
-//! A pure model of KEDA + the Kubernetes HPA scaling the store Deployment, and the
-//! explanation of one decision (`backflow explain`).
+//! A pure model of KEDA + the Kubernetes HPA scaling the store Deployment, whose decisions
+//! say why (`backflow explain`, in [`crate::explain`], prints them for live readings).
 //!
 //! [`ScaledObject::from_yaml`] reads a KEDA `ScaledObject`; an [`Autoscaler`] built from it
 //! is a state machine on the caller's clock: [`Autoscaler::poll`] takes the time in seconds,

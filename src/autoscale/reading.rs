@@ -4,12 +4,13 @@
 ///
 /// The scaler decides what an empty answer means: the Prometheus scaler reads it as 0 while
 /// `ignoreNullValues` is true (its default) and as an error otherwise; the nats-jetstream and
-/// metrics-api scalers always fail on it (consumer or value not found).
+/// metrics-api scalers always fail on it (stream or value not found; a missing consumer is no
+/// empty answer: KEDA then reads the stream's last sequence).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Reading {
     /// A number (a query's single series, a consumer's lag, a JSON value).
     Value(f64),
-    /// The source answered, with nothing: a PromQL result with no series, a missing consumer
+    /// The source answered, with nothing: a PromQL result with no series, a missing stream
     /// or JSON field.
     Empty,
     /// The source could not be read or its answer is refused: Prometheus down or an error
