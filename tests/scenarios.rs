@@ -14,14 +14,7 @@ fn dir() -> PathBuf {
 fn check(file: &str) {
     let scenario = Scenario::load(&dir().join(file)).unwrap_or_else(|e| panic!("{e}"));
     let comparison = sim::compare_paused(&scenario);
-    println!("{comparison}");
-    let violations = comparison.violations();
-    assert!(
-        violations.is_empty(),
-        "{} figure(s) out of range in {file}:\n  {}\n{comparison}",
-        violations.len(),
-        violations.join("\n  ")
-    );
+    in_range(file, &comparison.violations(), &comparison);
 }
 
 /// A fleet scenario: both loops closed, each trigger set compared.
@@ -29,9 +22,13 @@ fn check_fleet(file: &str) {
     let scenario = Scenario::load(&dir().join(file)).unwrap_or_else(|e| panic!("{e}"));
     let comparison = sim::compare_fleet_paused(&scenario)
         .unwrap_or_else(|e| panic!("{}", backflow::error::Chain(&e)));
-    println!("{comparison}");
     assert!(comparison.figures.len() >= 2, "both trigger sets ran");
-    let violations = comparison.violations();
+    in_range(file, &comparison.violations(), &comparison);
+}
+
+/// Prints the comparison; fails listing every figure out of range.
+fn in_range(file: &str, violations: &[String], comparison: &dyn std::fmt::Display) {
+    println!("{comparison}");
     assert!(
         violations.is_empty(),
         "{} figure(s) out of range in {file}:\n  {}\n{comparison}",

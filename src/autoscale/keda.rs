@@ -126,16 +126,30 @@ impl Keda {
                 Ok(Metric { source, ..metric })
             }
             Some(Err(e)) => self.failed(index, e, replicas),
-            None => match scaler_value(trigger, reading) {
-                Ok(v) => {
-                    self.succeeded(index);
-                    Ok(Metric {
-                        milli: milli(v),
-                        source: Source::Live,
-                    })
-                }
-                Err(e) => self.failed(index, e, replicas),
-            },
+            None => {
+                let raw = scaler_value(trigger, reading);
+                self.answer(index, raw, replicas)
+            }
+        }
+    }
+
+    /// What a fresh read of trigger `index` gives the HPA: its value, counted as a success,
+    /// or the failure counted (and, past the threshold, the fallback).
+    fn answer(
+        &mut self,
+        index: usize,
+        raw: Result<f64, TriggerError>,
+        replicas: Replicas,
+    ) -> Result<Metric, TriggerError> {
+        match raw {
+            Ok(v) => {
+                self.succeeded(index);
+                Ok(Metric {
+                    milli: milli(v),
+                    source: Source::Live,
+                })
+            }
+            Err(e) => self.failed(index, e, replicas),
         }
     }
 
@@ -156,16 +170,7 @@ impl Keda {
             };
             let raw = scaler_value(trigger, reading);
             let is_active = raw.is_ok_and(|v| trigger.is_active(v));
-            let answer = match raw {
-                Ok(v) => {
-                    self.succeeded(index);
-                    Ok(Metric {
-                        milli: milli(v),
-                        source: Source::Live,
-                    })
-                }
-                Err(e) => self.failed(index, e, replicas),
-            };
+            let answer = self.answer(index, raw, replicas);
             let falling_back = matches!(
                 answer,
                 Ok(Metric {

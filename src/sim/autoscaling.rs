@@ -324,26 +324,20 @@ fn series(fleet: &Fleet, view: Option<&CoordinatorView>) -> Vec<Series> {
         }
     }
     if let Some(v) = view {
-        out.push(Series::new(
-            "coordinator_queue_depth",
-            &label,
-            v.queue_depth as f64,
-        ));
-        out.push(Series::new(
-            "coordinator_backpressure_hard",
-            &label,
-            f64::from(v.backpressure_hard),
-        ));
-        out.push(Series::new(
-            "coordinator_desired_replicas",
-            &label,
-            v.desired_replicas as f64,
-        ));
-        out.push(Series::new(
-            "coordinator_demand_rows_per_second",
-            &label,
-            v.demand_rows_per_second,
-        ));
+        for (name, value) in [
+            ("coordinator_queue_depth", v.queue_depth as f64),
+            (
+                "coordinator_backpressure_hard",
+                f64::from(v.backpressure_hard),
+            ),
+            ("coordinator_desired_replicas", v.desired_replicas as f64),
+            (
+                "coordinator_demand_rows_per_second",
+                v.demand_rows_per_second,
+            ),
+        ] {
+            out.push(Series::new(name, &label, value));
+        }
     }
     out
 }

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 
 use super::autoscaling::{FleetSample, FleetTrace};
 use super::fleet_report::FleetComparison;
+use super::plot::polyline;
 
 const WIDTH: f64 = 960.0;
 const PANEL: f64 = 170.0;
@@ -12,22 +13,6 @@ const GAP: f64 = 34.0;
 const LEFT: f64 = 64.0;
 const RIGHT: f64 = 40.0;
 const TOP: f64 = 44.0;
-
-fn polyline(points: &[(f64, f64)], color: &str, dashed: bool) -> String {
-    let mut d = String::new();
-    for (x, y) in points {
-        let _ = write!(d, "{x:.1},{y:.1} ");
-    }
-    let dash = if dashed {
-        " stroke-dasharray=\"5 3\""
-    } else {
-        ""
-    };
-    format!(
-        "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"1.4\"{dash} points=\"{}\"/>\n",
-        d.trim_end()
-    )
-}
 
 /// The scales shared by every panel.
 struct Frame {

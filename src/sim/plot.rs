@@ -13,13 +13,19 @@ const LEFT: f64 = 56.0;
 const RIGHT: f64 = 16.0;
 const TOP: f64 = 40.0;
 
-fn polyline(points: &[(f64, f64)], color: &str) -> String {
+/// An SVG polyline through `points`, dashed or solid (the fleet plot draws with it too).
+pub(super) fn polyline(points: &[(f64, f64)], color: &str, dashed: bool) -> String {
     let mut d = String::new();
     for (x, y) in points {
         let _ = write!(d, "{x:.1},{y:.1} ");
     }
+    let dash = if dashed {
+        " stroke-dasharray=\"5 3\""
+    } else {
+        ""
+    };
     format!(
-        "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"1.4\" points=\"{}\"/>\n",
+        "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"1.4\"{dash} points=\"{}\"/>\n",
         d.trim_end()
     )
 }
@@ -96,14 +102,16 @@ impl Frame<'_> {
             out.push_str(&polyline(
                 &line(&|p| s.agents.factor_at(p.t) / self.load_max),
                 "#bbb",
+                false,
             ));
         }
         let cap = s.store.capacity as f64;
         out.push_str(&polyline(
             &line(&|p| p.depth.iter().copied().max().unwrap_or(0) as f64 / cap),
             "#1f77b4",
+            false,
         ));
-        out.push_str(&polyline(&line(&|p| p.scale), "#ff7f0e"));
+        out.push_str(&polyline(&line(&|p| p.scale), "#ff7f0e", false));
     }
 
     /// A panel's title, box, percentage labels and time ticks.
