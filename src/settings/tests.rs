@@ -260,3 +260,26 @@ fn every_section_of_the_file_can_be_set_from_the_environment() {
     expected.sort_unstable();
     assert_eq!(sections, expected, "{e}");
 }
+
+#[test]
+fn demand_and_scaling_settings_come_from_the_file_and_backflow_variables() {
+    let s = Settings::parse(
+        "agent: {demand_interval_ms: 2000}\nbridge: {scaling: {headroom: 1.5}}\n",
+        "test".into(),
+        vars(&[
+            ("BACKFLOW_AGENT__DEMAND_WINDOW_MS", "8000"),
+            ("BACKFLOW_BRIDGE__SCALING__DRAIN_TARGET_MS", "30000"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(
+        (s.agent.demand_interval_ms, s.agent.demand_window_ms),
+        (2_000, 8_000)
+    );
+    assert_eq!(
+        (s.bridge.scaling.headroom, s.bridge.scaling.drain_target_ms),
+        (1.5, 30_000)
+    );
+    let err = error_of("", &[("BACKFLOW_BRIDGE__SCALING__HEADROOM", "0.8")]);
+    assert!(err.contains("bridge.scaling.headroom"), "{err}");
+}
