@@ -434,9 +434,11 @@ fn the_dashboard_only_queries_exported_metrics() {
             );
         }
     }
-    // Every metric KEDA scales on is on the dashboard.
+    // Every metric KEDA scales on is on the dashboard, and what the desired count is made of.
     for needed in [
-        "coordinator_queue_depth",
+        "coordinator_desired_replicas",
+        "coordinator_demand_rows_per_second",
+        "coordinator_replica_capacity_rows_per_second",
         "coordinator_backpressure_hard",
         "coordinator_consumer_lag",
     ] {
