@@ -273,22 +273,18 @@ async fn demand_scales_real_stores_up_to_the_need_and_back_to_one_losing_nothing
         sleep(TICK).await;
     }
 
-    // The load goes: the agents stop (and say so); the fleet returns to one replica.
+    // The load goes: the agents stop (and say so) while the model keeps polling, so the
+    // window counts from the last recommendation made under load; the fleet returns to one
+    // replica.
+    let down_from = Instant::now();
+    let mut stopping = Vec::new();
     let mut logs = Vec::new();
     for (proc, log, _) in agents {
-        let report = proc.terminate(LONG).await;
-        assert!(num(&report, &["acked"]) > 0.0, "{report}");
-        // The lone store held them back first: the demand the fleet grew on was hidden from
-        // its queue.
-        assert!(
-            num(&report, &["min_scale"]) < 0.9,
-            "never throttled: {report}"
-        );
+        stopping.push(tokio::spawn(proc.terminate(LONG)));
         logs.push(log);
     }
-    let down_from = Instant::now();
     common::within(LONG, "the fleet to return to one replica", async {
-        while fleet.running.len() > 1 {
+        while fleet.running.len() > 1 || stopping.iter().any(|s| !s.is_finished()) {
             poll(&mut model, &mut fleet, &js, origin).await;
             sleep(TICK).await;
         }
@@ -298,6 +294,16 @@ async fn demand_scales_real_stores_up_to_the_need_and_back_to_one_losing_nothing
     println!("down to 1 replica {down_s:.1} s after the load went");
     // Not before the (compressed) stabilization window.
     assert!(down_s >= 10.0, "scaled down after {down_s:.1} s");
+    for agent in stopping {
+        let report = agent.await.unwrap();
+        assert!(num(&report, &["acked"]) > 0.0, "{report}");
+        // The lone store held them back first: the demand the fleet grew on was hidden from
+        // its queue.
+        assert!(
+            num(&report, &["min_scale"]) < 0.9,
+            "never throttled: {report}"
+        );
+    }
     let reports = fleet.reports().await;
     assert_eq!(
         reports.len() + 1,
