@@ -322,3 +322,56 @@ async fn demand_scales_real_stores_up_to_the_need_and_back_to_one_losing_nothing
     drop_table(&table).await;
     drop(bridge);
 }
+
+/// Waits until the bridge at `addr` reports a demand for coordinator `default`.
+async fn demand_heard(addr: &str, what: &str) -> f64 {
+    let mut demand = 0.0;
+    common::within(LONG, what, async {
+        loop {
+            let scrape = http_get(addr, "/metrics").await.unwrap_or_default();
+            demand = sample(
+                &scrape,
+                "coordinator_demand_rows_per_second{coordinator_id=\"default\"}",
+            )
+            .unwrap_or(0.0);
+            if demand > 0.0 {
+                return;
+            }
+            sleep(TICK).await;
+        }
+    })
+    .await;
+    demand
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demand_reaches_a_restarted_bridge_and_resumes_after_a_broker_restart() {
+    let mut rig = Rig::new();
+    let db = Db::Sqlite(rig.path("bars.db"));
+    let store = rig.store("store-0", &db, STORE_RATE);
+    rig.stream_ready().await;
+    let (agent, _log) = rig.agent("a1", AGENT_RATE, 100_000_000);
+    let first = rig.bridge("bridge-1");
+    let heard = demand_heard(&first.metrics_addr().await, "the demand at the bridge").await;
+    // Throttled by a store of 500 rows/s, the agent still reports what its source offered.
+    assert!(heard > f64::from(STORE_RATE), "demand {heard}");
+    first.stop(LONG).await;
+    let second = rig.bridge("bridge-2");
+    demand_heard(
+        &second.metrics_addr().await,
+        "the demand at a restarted bridge",
+    )
+    .await;
+    second.stop(LONG).await;
+    // The broker restarts; a bridge started afterwards can only hear demand published since.
+    rig.nats.restart();
+    let third = rig.bridge("bridge-3");
+    demand_heard(
+        &third.metrics_addr().await,
+        "the demand after a broker restart",
+    )
+    .await;
+    third.stop(LONG).await;
+    agent.terminate(LONG).await;
+    store.terminate(LONG).await;
+}
