@@ -82,6 +82,7 @@ scenarios! {
     ;
     autoscale_on_demand_steps => "autoscale-steps.yaml",
     autoscale_to_five_times_sustained => "autoscale-5x.yaml",
+    autoscale_with_the_default_idle_poll => "autoscale-5x-idle-poll-50ms.yaml",
     autoscale_over_a_compressed_day => "autoscale-diurnal.yaml",
     autoscale_through_a_thirty_second_spike => "autoscale-spike.yaml",
     autoscale_as_agents_join_and_leave => "autoscale-churn.yaml",

@@ -20,10 +20,8 @@ use crate::event::{CoordinatorId, InstanceId};
 /// How often a replica re-reads the stream's backlog into its level (the store's
 /// `backlog_poll_ms`).
 const BACKLOG_POLL: Duration = Duration::from_millis(100);
-/// Longest pause of an idle puller before it looks at the stream again: a store's
-/// `idle_poll_ms`, here 10 ms (at its default of 50 ms rows wait longer in the stream, where
-/// they count as backlog in every replica's level and in the desired count).
-const IDLE_POLL: Duration = Duration::from_millis(10);
+/// The store's default `idle_poll_ms`.
+const IDLE_POLL_MS: u64 = 50;
 /// One pull's round trip to the server.
 const ROUND_TRIP: Duration = Duration::from_micros(500);
 
@@ -117,10 +115,16 @@ impl Fleet {
         };
         let stop = CancellationToken::new();
         let rng = fastrand::Rng::with_seed(self.scenario.seed ^ (index as u64).rotate_left(17));
+        let idle_poll = Duration::from_millis(
+            self.scenario
+                .autoscale
+                .as_ref()
+                .map_or(IDLE_POLL_MS, |a| a.idle_poll_ms),
+        );
         let puller = tokio::spawn(pull(
             coordinator.clone(),
             self.stream.clone(),
-            rng,
+            Pacing { idle_poll, rng },
             stop.clone(),
         ));
         Replica {
@@ -200,15 +204,21 @@ async fn drain(r: Replica) -> StatsSnapshot {
         .stats
 }
 
+/// How a puller paces its pulls: its longest idle pause and its random numbers.
+struct Pacing {
+    idle_poll: Duration,
+    rng: fastrand::Rng,
+}
+
 /// Takes rows from the stream while there is room, and keeps the stream's backlog counted in
 /// the replica's level, as a store's pull loop and backlog poll do: after rows, it asks again
-/// one round trip later; after nothing, after a pause doubling from 1 ms to [`IDLE_POLL`].
+/// one round trip later; after nothing, after a pause doubling from 1 ms to the idle poll.
 /// Round trips and pauses vary at random, so replicas interleave at the stream as real
 /// pullers do, instead of the first one spawned taking every row.
 async fn pull(
     coordinator: WriteCoordinator<u64>,
     stream: Arc<Stream>,
-    mut rng: fastrand::Rng,
+    mut pacing: Pacing,
     stop: CancellationToken,
 ) {
     let mut next_poll = Instant::now();
@@ -234,12 +244,12 @@ async fn pull(
             }
         }
         idle = if taken == 0 {
-            (idle * 2).clamp(Duration::from_millis(1), IDLE_POLL)
+            (idle * 2).clamp(Duration::from_millis(1), pacing.idle_poll)
         } else {
             ROUND_TRIP
         };
         tokio::select! {
-            () = sleep(idle.mul_f64(0.5 + rng.f64())) => {}
+            () = sleep(idle.mul_f64(0.5 + pacing.rng.f64())) => {}
             () = stop.cancelled() => return,
         }
     }

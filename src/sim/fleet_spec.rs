@@ -21,6 +21,9 @@ pub struct AutoscaleSpec {
     pub pod_start_s: f64,
     /// Rows per message, to turn rows into the messages KEDA's lag trigger counts.
     pub rows_per_message: u64,
+    /// Each replica's longest pause between pulls that found the stream empty (the store's
+    /// `store.idle_poll_ms`, default 50).
+    pub idle_poll_ms: u64,
     /// How the bridge computes the desired replica count.
     pub scaling: ScalingConfig,
     /// The ScaledObjects compared, by name (paths relative to the crate root).
@@ -35,6 +38,7 @@ impl Default for AutoscaleSpec {
             initial_replicas: 1,
             pod_start_s: 20.0,
             rows_per_message: 100,
+            idle_poll_ms: 50,
             scaling: ScalingConfig::default(),
             trigger_sets: BTreeMap::from([
                 (
@@ -57,6 +61,7 @@ impl AutoscaleSpec {
         at_least_one(&[
             ("initial_replicas", self.initial_replicas as u64),
             ("rows_per_message", self.rows_per_message),
+            ("idle_poll_ms", self.idle_poll_ms),
         ])?;
         if !(self.pod_start_s >= 0.0 && self.pod_start_s.is_finite()) {
             return Err(InvalidSetting::new("pod_start_s", "must be >= 0"));
