@@ -10,6 +10,7 @@ mod local;
 mod node;
 mod produce;
 mod publisher;
+mod stop;
 
 use std::path::PathBuf;
 
@@ -18,6 +19,7 @@ use crate::bus::nats::NatsError;
 use crate::invalid::InvalidSetting;
 use crate::market::CsvError;
 use crate::metrics::MetricsError;
+use crate::process::StopSummary;
 use crate::rate::RateError;
 
 pub use config::{AgentConfig, AgentSetup, SourceConfig};
@@ -75,4 +77,9 @@ pub struct AgentReport {
     pub min_scale: f64,
     /// Scale changes applied by feedback.
     pub adjustments: u64,
+    /// Whether the last (`leaving`) demand event left the client. When not, the demand
+    /// expires by itself.
+    pub leaving_event_sent: bool,
+    /// How the stop went against its bound.
+    pub stop: StopSummary,
 }

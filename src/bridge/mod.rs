@@ -14,6 +14,7 @@ mod lag;
 mod probe;
 mod run;
 mod state;
+mod stop;
 
 pub use api::API_PREFIX;
 pub use config::{BridgeConfig, BridgeSetup};
