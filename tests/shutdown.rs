@@ -124,29 +124,21 @@ async fn signal_around_outage(rig: &mut Rig, p: &Proc, outage: Outage, stopping:
     }
 }
 
-/// Whether the write consumer has delivered every message in the stream and holds none
-/// unacknowledged. (Not `Rig::consumer_drained`: a broker killed with SIGKILL may come back
-/// with acknowledged messages still counted in its work-queue stream.)
+/// Whether the write consumer has nothing left to deliver and nothing unacknowledged.
+/// (Neither `Rig::consumer_drained`, which wants an empty stream, nor the consumer's delivered
+/// sequence: a broker killed with SIGKILL may come back with acknowledged messages still in
+/// its work-queue stream, and with a consumer state older than the stream's.)
 async fn consumer_settled(js: &async_nats::jetstream::Context) -> Result<bool, String> {
-    let mut stream = js
+    let stream = js
         .get_stream("BACKFLOW_WRITES")
         .await
         .map_err(|e| e.to_string())?;
-    let last = stream
-        .info()
-        .await
-        .map_err(|e| e.to_string())?
-        .state
-        .last_sequence;
     let mut consumer = stream
         .get_consumer::<async_nats::jetstream::consumer::pull::Config>("store-default")
         .await
         .map_err(|e| e.to_string())?;
     let info = consumer.info().await.map_err(|e| e.to_string())?;
-    Ok(info.num_pending == 0
-        && info.num_ack_pending == 0
-        && info.delivered.stream_sequence >= last
-        && info.ack_floor.stream_sequence >= last)
+    Ok(info.num_pending == 0 && info.num_ack_pending == 0)
 }
 
 /// Waits until `store` has taken and acknowledged every message; on failure shows its log.
