@@ -53,6 +53,9 @@ pub enum AgentError {
     /// `/metrics` could not be served.
     #[error(transparent)]
     Metrics(#[from] MetricsError),
+    /// A shutdown signal came before it finished starting (nothing to drain or report).
+    #[error("stopped before it had started")]
+    StoppedWhileStarting,
     /// The HTTP feedback receiver could not start.
     #[error(transparent)]
     Http(#[from] HttpError),

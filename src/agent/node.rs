@@ -65,7 +65,10 @@ pub async fn run(
     shutdown: impl Into<Shutdown>,
 ) -> Result<AgentReport, AgentError> {
     let mut shutdown = shutdown.into();
-    let mut agent = Agent::start(&setup).await?;
+    let mut agent = tokio::select! {
+        started = Agent::start(&setup) => started?,
+        () = shutdown.requested() => return Err(AgentError::StoppedWhileStarting),
+    };
     tokio::select! {
         () = shutdown.requested() => {}
         () = agent.finished() => {}

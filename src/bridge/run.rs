@@ -67,7 +67,10 @@ pub async fn run(
     shutdown: impl Into<Shutdown>,
 ) -> Result<BridgeReport, BridgeError> {
     let mut shutdown = shutdown.into();
-    let bridge = Bridge::start(&setup).await?;
+    let bridge = tokio::select! {
+        started = Bridge::start(&setup) => started?,
+        () = shutdown.requested() => return Err(BridgeError::StoppedWhileStarting),
+    };
     shutdown.requested().await;
     bridge.stop_with(shutdown.progress()).await
 }

@@ -40,6 +40,9 @@ pub enum StoreError {
     /// `/metrics` could not be served.
     #[error(transparent)]
     Metrics(#[from] MetricsError),
+    /// A shutdown signal came before it finished starting (nothing to drain or report).
+    #[error("stopped before it had started")]
+    StoppedWhileStarting,
 }
 
 /// What a store did, reported when it stops.

@@ -60,7 +60,11 @@ pub async fn run(
     shutdown: impl Into<Shutdown>,
 ) -> Result<StoreReport, StoreError> {
     let mut shutdown = shutdown.into();
-    let store = Store::start(&setup).await?;
+    // A stop asked for while starting (JetStream setup retries for up to 30 s) ends it there.
+    let store = tokio::select! {
+        started = Store::start(&setup) => started?,
+        () = shutdown.requested() => return Err(StoreError::StoppedWhileStarting),
+    };
     shutdown.requested().await;
     Ok(store.stop_with(shutdown.progress()).await)
 }
