@@ -369,3 +369,39 @@ async fn a_second_sigterm_ends_a_store_at_once_saying_what_it_abandons() {
     store_b.terminate(LONG).await;
     common::rig::assert_exactly_acked(&db, &[log]).await;
 }
+
+/// A signal while the store still sets up JetStream (here: connected as a role that may not
+/// create the write stream, so it would retry for 30 s) ends the start at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signal_while_a_store_is_still_starting_ends_the_start() {
+    let rig = Rig::tls();
+    let db = Db::Sqlite(rig.path("bars.db"));
+    let config = rig.write(
+        "starting.yaml",
+        format!(
+            "coordinator: {{coordinator_id: default, instance_id: starting}}
+store: {{sink: {}}}
+{}metrics: {{listen: '127.0.0.1:0'}}
+",
+            db.yaml(),
+            rig.nats_yaml("agent")
+        ),
+    );
+    let store = Proc::start(STORE, "starting", &config, rig.dir.path());
+    // Connected, its setup requests unanswered (each waits for a timeout before a retry).
+    wait_until(LONG, "the store to connect", || {
+        store.log().contains("NATS connected.")
+    })
+    .await;
+    store.sigterm();
+    let signalled = Instant::now();
+    let stderr = rig.path("starting.log");
+    let (status, out) = store.exit(Duration::from_secs(2)).await;
+    let took = signalled.elapsed();
+    let text = std::fs::read_to_string(&stderr).unwrap_or_default();
+    eprintln!("store, SIGTERM while starting: exited {took:?} after it with {status}");
+    assert_eq!(status.code(), Some(1), "{text}");
+    assert!(took < Duration::from_secs(1), "took {took:?}:\n{text}");
+    assert!(out.trim().is_empty(), "no report: {out}");
+    assert!(text.contains("stopped before it had started"), "{text}");
+}
