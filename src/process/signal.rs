@@ -21,6 +21,8 @@ const TERMINATED: i32 = 143;
 /// it abandons.
 pub struct Shutdown {
     requested: Pin<Box<dyn Future<Output = ()> + Send>>,
+    /// Set once `requested` completed: a completed future must not be polled again.
+    done: bool,
     progress: StopProgress,
 }
 
@@ -43,6 +45,7 @@ impl Shutdown {
     pub fn when(requested: impl Future<Output = ()> + Send + 'static) -> Self {
         Self {
             requested: Box::pin(requested),
+            done: false,
             progress: StopProgress::new(),
         }
     }
@@ -65,13 +68,17 @@ impl Shutdown {
                     std::future::pending::<()>().await;
                 }
             }),
+            done: false,
             progress,
         }
     }
 
-    /// Completes when the stop is requested. Cancel-safe.
+    /// Completes when the stop is requested (at once if it already was). Cancel-safe.
     pub async fn requested(&mut self) {
-        (&mut self.requested).await;
+        if !self.done {
+            (&mut self.requested).await;
+            self.done = true;
+        }
     }
 
     /// The stop's progress: the service runs its steps through it.
@@ -96,7 +103,7 @@ async fn watch_signals(first: oneshot::Sender<()>, progress: StopProgress) {
     tracing::warn!(
         signal = name,
         abandoned = %progress.abandoned(),
-        "Second signal: exiting at once. Unacknowledged messages are redelivered later."
+        "Second signal: exiting at once."
     );
     #[cfg(unix)]
     let status = if name == "SIGTERM" {

@@ -64,12 +64,21 @@ pub struct StopSummary {
     pub timed_out: Vec<String>,
 }
 
+#[derive(Debug, Clone, Copy)]
+struct Running {
+    first: usize,
+    last: usize,
+    since: Instant,
+    bound: Duration,
+}
+
 #[derive(Debug, Default)]
 struct State {
     plan: StopPlan,
     began: Option<Instant>,
-    /// The running step and when it started.
-    current: Option<(usize, Instant)>,
+    /// The running steps (first and last index: several when a step bounds its own
+    /// sub-steps), when they started, and their bound.
+    current: Option<Running>,
     /// The last step entered: between steps, what follows it is still to come.
     last_entered: Option<usize>,
     timed_out: Vec<&'static str>,
@@ -127,14 +136,23 @@ impl StopProgress {
                 names.len(),
                 "stop steps {names:?} are not all planned"
             );
-            state.current = at.first().map(|i| (*i, Instant::now()));
-            state.last_entered = at.last().copied().or(state.last_entered);
             let planned: Duration = at.iter().map(|i| state.plan.steps[*i].bound).sum();
-            if at.is_empty() {
+            let bound = if at.is_empty() {
                 UNPLANNED_BOUND
             } else {
                 planned
-            }
+            };
+            state.current = match (at.first(), at.last()) {
+                (Some(&first), Some(&last)) => Some(Running {
+                    first,
+                    last,
+                    since: Instant::now(),
+                    bound,
+                }),
+                _ => None,
+            };
+            state.last_entered = at.last().copied().or(state.last_entered);
+            bound
         };
         let outcome = timeout(bound, work).await.ok();
         let mut state = self.lock();
@@ -166,15 +184,21 @@ impl StopProgress {
         };
         let steps = state.plan.steps();
         let (next, running) = match state.current {
-            Some((i, since)) => (
-                i + 1,
-                Some(format!(
-                    "{} (running for {} ms of its {} ms)",
-                    steps[i].name,
-                    since.elapsed().as_millis(),
-                    steps[i].bound.as_millis()
-                )),
-            ),
+            Some(r) => {
+                let (ran, of) = (r.since.elapsed().as_millis(), r.bound.as_millis());
+                let running = if r.first == r.last {
+                    format!(
+                        "{} (running for {ran} ms of its {of} ms)",
+                        steps[r.first].name
+                    )
+                } else {
+                    format!(
+                        "{} to {} (running for {ran} ms of their {of} ms)",
+                        steps[r.first].name, steps[r.last].name
+                    )
+                };
+                (r.last + 1, Some(running))
+            }
             // Between steps: everything after the last one entered.
             None => (state.last_entered.map_or(0, |i| i + 1), None),
         };
@@ -250,5 +274,27 @@ mod tests {
         progress.step("acks", async {}).await;
         progress.step("flush", async {}).await;
         assert!(progress.abandoned().starts_with("nothing"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn steps_run_as_one_are_bounded_and_reported_together() {
+        let progress = StopProgress::new();
+        progress.begin(plan());
+        let p = progress.clone();
+        let seen = progress
+            .steps(&["drain", "acks"], async move {
+                tokio::time::sleep(Duration::from_secs(21)).await;
+                p.abandoned()
+            })
+            .await;
+        assert_eq!(
+            seen.as_deref(),
+            Some("drain to acks (running for 21000 ms of their 22000 ms), then flush")
+        );
+        let stuck = progress
+            .steps(&["drain", "acks"], std::future::pending::<()>())
+            .await;
+        assert_eq!(stuck, None);
+        assert_eq!(progress.summary().timed_out, vec!["drain".to_owned()]);
     }
 }
