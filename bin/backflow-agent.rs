@@ -10,8 +10,9 @@ use clap::Parser;
 /// a CSV replay), acquires from the rate coordinator before each row, publishes rows to
 /// `<prefix>.writes.<coordinator_id>` with acknowledgements, and applies backpressure
 /// feedback to the rates. SIGTERM stops production and waits for outstanding
-/// acknowledgements; the final report is printed as one JSON line. MDP_* and BACKFLOW_*
-/// variables override the settings file.
+/// acknowledgements, within `agent.drain_timeout_ms` + 6.5 s even with the broker gone; a
+/// second SIGTERM exits at once. The final report is printed as one JSON line. MDP_* and
+/// BACKFLOW_* variables override the settings file.
 #[derive(Parser)]
 #[command(version)]
 struct Args {

@@ -10,7 +10,8 @@ use clap::Parser;
 /// the fleet view, and serves `/metrics` (coordinator_queue_depth,
 /// coordinator_backpressure_*, coordinator_backlog, ...), `/healthz`, `/readyz` and
 /// `/api/v1/coordinators` on `metrics.listen`; republishes each coordinator's state on
-/// `<prefix>.metrics.<coordinator_id>`. BACKFLOW_* variables override the settings file
+/// `<prefix>.metrics.<coordinator_id>`. SIGTERM stops it within 5 s, even with the broker gone
+/// (a second SIGTERM exits at once). BACKFLOW_* variables override the settings file
 /// (e.g. BACKFLOW_NATS__SERVERS, BACKFLOW_METRICS__LISTEN, BACKFLOW_BRIDGE__COORDINATORS).
 #[derive(Parser)]
 #[command(version)]

@@ -1,10 +1,12 @@
 //! What the three service binaries share: the `--config` argument, logging, settings, the
-//! run until SIGTERM or SIGINT, and the final report printed as one JSON line.
+//! run until SIGTERM or SIGINT (a second one ends the process at once), and the final report
+//! printed as one JSON line.
 
 use std::future::Future;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
+use backflow::process::Shutdown;
 use backflow::settings::Settings;
 use serde::Serialize;
 
@@ -17,17 +19,18 @@ pub(crate) struct ConfigArg {
 }
 
 /// Sets up logging, loads the settings, runs `service` until a shutdown signal, and prints
-/// its report (if any) as one JSON line.
+/// its report (if any) as one JSON line. Signals are handled from the start, so that a
+/// second one always ends the process, even in a stop that would otherwise wait its bounds.
 pub(crate) async fn main<R, E, F, Fut>(what: &str, arg: ConfigArg, service: F) -> Result<()>
 where
     R: Serialize,
     E: std::error::Error + Send + Sync + 'static,
-    F: FnOnce(Settings, backflow::process::Shutdown) -> Fut,
+    F: FnOnce(Settings, Shutdown) -> Fut,
     Fut: Future<Output = Result<R, E>>,
 {
     backflow::process::init_tracing("info");
     let settings = Settings::load(arg.config.as_deref()).context("loading settings")?;
-    let report = service(settings, backflow::process::shutdown_signal())
+    let report = service(settings, Shutdown::on_signals())
         .await
         .with_context(|| format!("{what} failed"))?;
     if serde_json::to_value(&report)? != serde_json::Value::Null {

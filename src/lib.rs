@@ -20,7 +20,7 @@
 //! - Above them: [`metrics`] (the Prometheus exporter, which knows no component),
 //!   [`bridge`] (the fleet view served to Prometheus and KEDA), [`settings`] (the YAML file
 //!   and environment assembled into each component's section), [`demo`] and [`sim`] (the
-//!   closed-loop simulator), [`process`] (logging and signals for the binaries).
+//!   closed-loop simulator), [`process`] (logging, signals and bounded stops for the binaries).
 //! - [`autoscale`]: a pure model of KEDA and the Kubernetes HPA reading our ScaledObject,
 //!   which the simulator and `backflow explain` drive; [`explain`] reads a ScaledObject's
 //!   live sources once and says why the model scales (or not).

@@ -13,7 +13,7 @@ use crate::error::Chain;
 use crate::event::{CoordinatorId, DEMAND_SCHEMA_VERSION, DemandEvent, InstanceId, encode_demand};
 
 /// Longest wait for the last (`leaving`) event at stop: the broker may be gone.
-const LAST_EVENT_BOUND: Duration = Duration::from_secs(1);
+pub(super) const LAST_EVENT_BOUND: Duration = Duration::from_secs(1);
 
 /// Who announces, where, and how often.
 pub(super) struct Announcer {
@@ -43,8 +43,9 @@ impl Announcer {
         }
     }
 
-    /// Publishes the demand every interval until `stop`, then a last `leaving` event.
-    pub(super) async fn run(mut self, stop: CancellationToken) {
+    /// Publishes the demand every interval until `stop`, then a last `leaving` event; true if
+    /// the client took that last event.
+    pub(super) async fn run(mut self, stop: CancellationToken) -> bool {
         let wall = WallClock::new();
         let epoch = wall.now_us();
         let mut seq = 0;
@@ -69,12 +70,14 @@ impl Announcer {
             }
         }
         let event = self.event(epoch, seq + 1, wall.now_ms(), Demand::default(), true);
-        if !matches!(
+        let sent = matches!(
             timeout(LAST_EVENT_BOUND, self.publish(&event)).await,
             Ok(Ok(()))
-        ) {
+        );
+        if !sent {
             tracing::debug!("The last demand event was not sent; it expires by itself.");
         }
+        sent
     }
 
     fn event(&self, epoch: u64, seq: u64, now_ms: u64, d: Demand, leaving: bool) -> DemandEvent {

@@ -10,6 +10,7 @@ mod local;
 mod node;
 mod produce;
 mod publisher;
+mod stop;
 
 use std::path::PathBuf;
 
@@ -18,6 +19,7 @@ use crate::bus::nats::NatsError;
 use crate::invalid::InvalidSetting;
 use crate::market::CsvError;
 use crate::metrics::MetricsError;
+use crate::process::StopSummary;
 use crate::rate::RateError;
 
 pub use config::{AgentConfig, AgentSetup, SourceConfig};
@@ -51,6 +53,9 @@ pub enum AgentError {
     /// `/metrics` could not be served.
     #[error(transparent)]
     Metrics(#[from] MetricsError),
+    /// A shutdown signal came before it finished starting (nothing to drain or report).
+    #[error("stopped before it had started")]
+    StoppedWhileStarting,
     /// The HTTP feedback receiver could not start.
     #[error(transparent)]
     Http(#[from] HttpError),
@@ -75,4 +80,9 @@ pub struct AgentReport {
     pub min_scale: f64,
     /// Scale changes applied by feedback.
     pub adjustments: u64,
+    /// Whether the last (`leaving`) demand event left the client. When not, the demand
+    /// expires by itself.
+    pub leaving_event_sent: bool,
+    /// How the stop went against its bound.
+    pub stop: StopSummary,
 }

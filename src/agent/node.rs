@@ -1,7 +1,6 @@
 //! `Agent`: a running pipeline agent — its sources paced by the rate coordinator, published
 //! to the write stream with acknowledgements, and slowed down by feedback — and its stop.
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -21,28 +20,31 @@ use crate::bus::nats::NatsConnection;
 use crate::event::InstanceId;
 use crate::feedback::HandlerStats;
 use crate::metrics::{Metrics, serve};
+use crate::process::{Shutdown, StopPlan, StopProgress};
 use crate::rate::RateCoordinator;
 
 /// A running agent. Stop it with [`stop`](Self::stop); [`finished`](Self::finished) resolves
 /// once every source is exhausted (or reached `agent.max_rows`) and what it produced is
 /// published.
 pub struct Agent {
-    name: String,
-    handler: Option<Arc<HandlerStats>>,
-    feedback_addr: Option<SocketAddr>,
-    produced: Arc<AtomicU64>,
-    min_scale: Arc<AtomicU64>,
-    metrics_addr: SocketAddr,
+    pub(super) name: String,
+    pub(super) handler: Option<Arc<HandlerStats>>,
+    pub(super) feedback_addr: Option<SocketAddr>,
+    pub(super) produced: Arc<AtomicU64>,
+    pub(super) min_scale: Arc<AtomicU64>,
+    pub(super) metrics_addr: SocketAddr,
     /// Tells the publisher to stop taking rows and drain.
-    shutdown: CancellationToken,
+    pub(super) shutdown: CancellationToken,
     /// Stops producers, the feedback handler and the servers.
-    stop: CancellationToken,
-    publishing: JoinHandle<PublishStats>,
-    published: Option<PublishStats>,
-    producers: JoinSet<()>,
-    tasks: JoinSet<()>,
+    pub(super) stop: CancellationToken,
+    pub(super) publishing: JoinHandle<PublishStats>,
+    pub(super) published: Option<PublishStats>,
+    pub(super) producers: JoinSet<()>,
+    pub(super) tasks: JoinSet<()>,
     /// Publishes the demand; awaited at stop so that its last (`leaving`) event goes out.
-    announcing: JoinHandle<()>,
+    pub(super) announcing: JoinHandle<bool>,
+    pub(super) client: async_nats::Client,
+    pub(super) plan: StopPlan,
 }
 
 impl std::fmt::Debug for Agent {
@@ -56,17 +58,22 @@ impl std::fmt::Debug for Agent {
 
 /// Runs an agent until `shutdown` (or until every source is exhausted or reached
 /// `agent.max_rows`), then waits up to `agent.drain_timeout_ms` for outstanding
-/// acknowledgements.
+/// acknowledgements; the whole stop ends within
+/// [`AgentConfig::stop_plan`](super::AgentConfig)'s total.
 pub async fn run(
     setup: AgentSetup,
-    shutdown: impl Future<Output = ()>,
+    shutdown: impl Into<Shutdown>,
 ) -> Result<AgentReport, AgentError> {
-    let mut agent = Agent::start(&setup).await?;
+    let mut shutdown = shutdown.into();
+    let mut agent = tokio::select! {
+        started = Agent::start(&setup) => started?,
+        () = shutdown.requested() => return Err(AgentError::StoppedWhileStarting),
+    };
     tokio::select! {
-        () = shutdown => {}
+        () = shutdown.requested() => {}
         () = agent.finished() => {}
     }
-    Ok(agent.stop().await)
+    Ok(agent.stop_with(shutdown.progress()).await)
 }
 
 impl Agent {
@@ -130,6 +137,8 @@ impl Agent {
             producers,
             tasks,
             announcing,
+            client: conn.client.clone(),
+            plan: config.stop_plan(),
         })
     }
 
@@ -159,26 +168,9 @@ impl Agent {
 
     /// Stops production, publishes what was produced, waits up to `agent.drain_timeout_ms`
     /// for acknowledgements, stops the handler and the servers; returns what the agent did.
-    pub async fn stop(mut self) -> AgentReport {
-        self.shutdown.cancel();
-        let stats = match self.published.take() {
-            Some(stats) => stats,
-            None => self.publishing.await.unwrap_or_default(),
-        };
-        self.stop.cancel();
-        let _ = self.announcing.await;
-        while self.producers.join_next().await.is_some() {}
-        self.tasks.shutdown().await;
-        AgentReport {
-            name: self.name,
-            produced: self.produced.load(Relaxed),
-            acked: stats.acked,
-            messages: stats.messages,
-            retries: stats.retries,
-            unacked: stats.unacked,
-            min_scale: f64::from_bits(self.min_scale.load(Relaxed)),
-            adjustments: self.handler.map_or(0, |s| s.adjustments.load(Relaxed)),
-        }
+    /// See [`stop_with`](Self::stop_with).
+    pub async fn stop(self) -> AgentReport {
+        self.stop_with(&StopProgress::new()).await
     }
 }
 

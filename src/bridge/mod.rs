@@ -14,6 +14,7 @@ mod lag;
 mod probe;
 mod run;
 mod state;
+mod stop;
 
 pub use api::API_PREFIX;
 pub use config::{BridgeConfig, BridgeSetup};
@@ -40,4 +41,7 @@ pub enum BridgeError {
     /// A task of the bridge panicked.
     #[error("bridge task failed")]
     Task(#[source] tokio::task::JoinError),
+    /// A shutdown signal came before it finished starting (nothing to drain or report).
+    #[error("stopped before it had started")]
+    StoppedWhileStarting,
 }

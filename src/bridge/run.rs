@@ -1,7 +1,6 @@
 //! The running bridge: feedback in, fleet view out on `/metrics`, the JSON API and the bus.
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
@@ -24,6 +23,7 @@ use crate::error::Chain;
 use crate::event::{BackpressureLevel, CoordinatorId};
 use crate::fleet::CoordinatorView;
 use crate::metrics::{Metrics, MetricsError, serve};
+use crate::process::{Shutdown, StopPlan, StopProgress, StopSummary};
 
 /// What a bridge did, reported when it stops.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -36,16 +36,20 @@ pub struct BridgeReport {
     pub publish_errors: u64,
     /// Failed consumer-lag reads.
     pub lag_errors: u64,
+    /// How the stop went against its bound.
+    pub stop: StopSummary,
 }
 
 /// A started bridge. Stop it with [`stop`](Self::stop).
 pub struct Bridge {
     addr: SocketAddr,
-    state: Arc<Mutex<FleetState>>,
-    stats: Arc<BridgeStats>,
-    stop: CancellationToken,
-    tasks: Vec<JoinHandle<()>>,
-    server: JoinHandle<Result<(), MetricsError>>,
+    pub(super) state: Arc<Mutex<FleetState>>,
+    pub(super) stats: Arc<BridgeStats>,
+    pub(super) stop: CancellationToken,
+    pub(super) tasks: Vec<JoinHandle<()>>,
+    pub(super) server: JoinHandle<Result<(), MetricsError>>,
+    pub(super) client: async_nats::Client,
+    pub(super) plan: StopPlan,
 }
 
 impl std::fmt::Debug for Bridge {
@@ -56,14 +60,19 @@ impl std::fmt::Debug for Bridge {
     }
 }
 
-/// Runs the bridge until `shutdown` completes.
+/// Runs the bridge until `shutdown` completes, then stops within
+/// [`BridgeConfig::stop_plan`](super::BridgeConfig)'s total.
 pub async fn run(
     setup: BridgeSetup,
-    shutdown: impl Future<Output = ()>,
+    shutdown: impl Into<Shutdown>,
 ) -> Result<BridgeReport, BridgeError> {
-    let bridge = Bridge::start(&setup).await?;
-    shutdown.await;
-    bridge.stop().await
+    let mut shutdown = shutdown.into();
+    let bridge = tokio::select! {
+        started = Bridge::start(&setup) => started?,
+        () = shutdown.requested() => return Err(BridgeError::StoppedWhileStarting),
+    };
+    shutdown.requested().await;
+    bridge.stop_with(shutdown.progress()).await
 }
 
 impl Bridge {
@@ -110,9 +119,9 @@ impl Bridge {
                 stop.clone(),
             )));
         }
-        let client = conn.client.clone();
+        let probe = conn.client.clone();
         let router = metrics
-            .router(move || client.connection_state() == State::Connected)
+            .router(move || probe.connection_state() == State::Connected)
             .merge(api::router(state.clone()));
         let (addr, server) = serve(&setup.metrics, router, stop.clone().cancelled_owned())
             .await
@@ -125,6 +134,8 @@ impl Bridge {
             stop,
             tasks,
             server,
+            client: conn.client.clone(),
+            plan: config.stop_plan(),
         })
     }
 
@@ -138,24 +149,11 @@ impl Bridge {
         lock(&self.state).views()
     }
 
-    /// Stops every task and the server (finishing requests in flight).
+    /// Stops every task and the server (finishing requests in flight), within
+    /// [`BridgeConfig::stop_plan`](super::BridgeConfig)'s total. See
+    /// [`stop_with`](Self::stop_with).
     pub async fn stop(self) -> Result<BridgeReport, BridgeError> {
-        self.stop.cancel();
-        for task in self.tasks {
-            let _ = task.await;
-        }
-        match self.server.await {
-            Ok(result) => result?,
-            Err(e) => return Err(BridgeError::Task(e)),
-        }
-        let report = BridgeReport {
-            coordinators: lock(&self.state).coordinators().len() as u64,
-            published: self.stats.published.load(Relaxed),
-            publish_errors: self.stats.publish_errors.load(Relaxed),
-            lag_errors: self.stats.lag_errors.load(Relaxed),
-        };
-        tracing::info!(?report, "Bridge stopped.");
-        Ok(report)
+        self.stop_with(&StopProgress::new()).await
     }
 }
 

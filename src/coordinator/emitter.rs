@@ -81,13 +81,15 @@ impl Emitter {
         event
     }
 
-    async fn send(&mut self, event: FeedbackEvent) {
+    /// Publishes `event`; true if the bus took it.
+    async fn send(&mut self, event: FeedbackEvent) -> bool {
         match self.publisher.publish(&event).await {
             Ok(()) => {
                 self.stats.events_published.fetch_add(1, Relaxed);
                 if std::mem::take(&mut self.failing) {
                     tracing::info!(seq = event.seq, "Feedback publishing recovered.");
                 }
+                true
             }
             Err(error) => {
                 self.stats.publish_errors.fetch_add(1, Relaxed);
@@ -95,18 +97,20 @@ impl Emitter {
                 if !std::mem::replace(&mut self.failing, true) {
                     tracing::warn!(%error, seq = event.seq, "Feedback publish failed.");
                 }
+                false
             }
         }
     }
 
     /// Publishes every level change at once and the current state every heartbeat, until
-    /// `stop`; then publishes what is pending and a last `leaving` event.
+    /// `stop`; then publishes what is pending and a last `leaving` event. True if the bus took
+    /// that last event.
     pub(crate) async fn run(
         mut self,
         mut changes: mpsc::UnboundedReceiver<LevelChange>,
         current: impl Fn() -> (BackpressureLevel, u64) + Send,
         stop: CancellationToken,
-    ) {
+    ) -> bool {
         let mut beat = interval(self.heartbeat.unwrap_or(Duration::from_secs(3600)));
         beat.set_missed_tick_behavior(MissedTickBehavior::Delay);
         beat.tick().await; // the first tick is immediate: announce the starting state
@@ -138,6 +142,6 @@ impl Emitter {
         let (level, depth) = current();
         let mut last = self.event(level, depth, "stopping");
         last.leaving = true;
-        self.send(last).await;
+        self.send(last).await
     }
 }

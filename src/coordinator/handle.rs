@@ -43,14 +43,45 @@ impl<T> SubmitError<T> {
 pub struct StopReport {
     /// Whether the workers emptied the queue before the timeout (always false without drain).
     pub drained: bool,
+    /// Whether the publisher took the last (`leaving`) event within its bound.
+    pub leaving_event_sent: bool,
+    /// The steps of the stop that ran out of time (`drain`, `abandon`, `hand_back`,
+    /// `leaving`), in order.
+    pub timed_out: Vec<&'static str>,
     /// Counters after stopping; `stats.unaccounted()` is 0.
     pub stats: StatsSnapshot,
+}
+
+/// How long each step of [`WriteCoordinator::stop_within`] may take; the stop returns within
+/// their [`total`](Self::total).
+///
+/// Choose `drain` from the batch write time and the queue's capacity; the other steps only
+/// wait for writes already running and for the bus, which may be unreachable: keep them short.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StopBounds {
+    /// Writing what is queued; `None`: no drain, running writes finish and the rest is handed
+    /// back at once.
+    pub drain: Option<Duration>,
+    /// Writes still running once the drain gave up (or without drain): how long they may
+    /// finish before they are abandoned.
+    pub abandon: Duration,
+    /// Handing what was not written to the dead-letter sink.
+    pub hand_back: Duration,
+    /// Publishing pending level changes and the last `leaving` event.
+    pub leaving: Duration,
+}
+
+impl StopBounds {
+    /// The longest a stop with these bounds takes.
+    pub fn total(&self) -> Duration {
+        self.drain.unwrap_or_default() + self.abandon + self.hand_back + self.leaving
+    }
 }
 
 /// The tasks a coordinator runs.
 pub(super) struct Tasks {
     pub(super) workers: Vec<JoinHandle<()>>,
-    pub(super) emitter: JoinHandle<()>,
+    pub(super) emitter: JoinHandle<bool>,
     pub(super) emitter_stop: CancellationToken,
 }
 
@@ -196,28 +227,49 @@ impl<T: Send + Sync + 'static> WriteCoordinator<T> {
     /// With `drain`, workers first write what is queued, for up to `timeout`. Then retries
     /// and breaker waits are cut short, items not written go to the dead-letter sink with
     /// reason `shutdown`, and writes already running get up to `timeout` more before they are
-    /// abandoned (counted as dropped, `abandoned_in_flight`). So `stop` returns within
-    /// 2 × `timeout`, and afterwards every accepted item is accounted for. Finally a `leaving`
-    /// event tells agents to forget this instance. Calling `stop` again returns at once.
+    /// abandoned (counted as dropped, `abandoned_in_flight`). Finally a `leaving` event tells
+    /// agents to forget this instance. Each of those steps waits at most `timeout`, so `stop`
+    /// returns within 4 × `timeout` (see [`stop_within`](Self::stop_within) for separate
+    /// bounds), and afterwards every accepted item is accounted for. Calling `stop` again
+    /// returns at once.
     pub async fn stop(&self, drain: bool, timeout: Duration) -> StopReport {
+        self.stop_within(StopBounds {
+            drain: drain.then_some(timeout),
+            abandon: timeout,
+            hand_back: timeout,
+            leaving: timeout,
+        })
+        .await
+    }
+
+    /// [`stop`](Self::stop), each step within its own bound: returns within
+    /// `bounds.total()`. Items whose hand-back runs out of time are counted as dropped
+    /// (`dead_letter_failed`).
+    pub async fn stop_within(&self, bounds: StopBounds) -> StopReport {
         let shared = &self.inner.shared;
         let mut guard = self.inner.tasks.lock().await;
         let Some(mut tasks) = guard.take() else {
             return StopReport {
                 drained: false,
+                leaving_event_sent: false,
+                timed_out: Vec::new(),
                 stats: shared.stats.snapshot(),
             };
         };
         shared.queue.close();
+        let mut timed_out = Vec::new();
         let mut drained = false;
-        if drain {
-            let deadline = Instant::now() + timeout;
-            drained = join_all(&mut tasks.workers, deadline).await;
+        if let Some(drain) = bounds.drain {
+            drained = join_all(&mut tasks.workers, Instant::now() + drain).await;
+            if !drained {
+                timed_out.push("drain");
+            }
         }
         if !drained {
             shared.abort.cancel();
-            let deadline = Instant::now() + timeout;
+            let deadline = Instant::now() + bounds.abandon;
             if !join_all(&mut tasks.workers, deadline).await {
+                timed_out.push("abandon");
                 let abandoned = shared.stats.in_flight.swap(0, Relaxed);
                 for w in &tasks.workers {
                     w.abort();
@@ -228,19 +280,45 @@ impl<T: Send + Sync + 'static> WriteCoordinator<T> {
                 tracing::error!(items = abandoned, "Stop abandoned writes still running.");
             }
             let left = shared.queue.take_all(&shared.stats);
-            shared.dead_letter(left, DeadLetterReason::Shutdown).await;
+            let n = left.len() as u64;
+            let handing_back = shared.dead_letter(left, DeadLetterReason::Shutdown);
+            if timeout_at(Instant::now() + bounds.hand_back, handing_back)
+                .await
+                .is_err()
+            {
+                // Cut short, the dead-letter sink recorded none of them: they count as
+                // dropped here. A JetStream-backed store loses nothing by it: unacknowledged
+                // messages are redelivered after `ack_wait`.
+                timed_out.push("hand_back");
+                shared.stats.dropped(DropReason::DeadLetterFailed, n);
+                tracing::warn!(items = n, "Hand-back at stop ran out of time.");
+            }
         }
         tasks.emitter_stop.cancel();
-        let _ = timeout_at(Instant::now() + timeout, &mut tasks.emitter).await;
+        let leaving_event_sent =
+            match timeout_at(Instant::now() + bounds.leaving, &mut tasks.emitter).await {
+                Ok(sent) => sent.unwrap_or(false),
+                Err(_) => {
+                    timed_out.push("leaving");
+                    tasks.emitter.abort();
+                    false
+                }
+            };
         let stats = shared.stats.snapshot();
         tracing::info!(
             drained,
+            leaving_event_sent,
             written = stats.written,
             dead_lettered = stats.dead_lettered(),
             dropped = stats.dropped(),
             "Write coordinator stopped."
         );
-        StopReport { drained, stats }
+        StopReport {
+            drained,
+            leaving_event_sent,
+            timed_out,
+            stats,
+        }
     }
 }
 

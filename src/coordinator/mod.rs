@@ -18,7 +18,7 @@ mod worker;
 
 pub use builder::Builder;
 pub use config::{BreakerConfig, CoordinatorConfig, OverflowStrategy};
-pub use handle::{DropCallback, StopReport, SubmitError, WriteCoordinator};
+pub use handle::{DropCallback, StopBounds, StopReport, SubmitError, WriteCoordinator};
 pub use health::Health;
 pub use retry::RetryConfig;
 pub use sink::{

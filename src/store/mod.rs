@@ -6,6 +6,7 @@ mod node;
 mod pending;
 mod pull;
 pub mod sink;
+mod stop;
 mod stream;
 
 use crate::bus::http::HttpError;
@@ -13,6 +14,7 @@ use crate::bus::nats::NatsError;
 use crate::coordinator::StatsSnapshot;
 use crate::invalid::InvalidSetting;
 use crate::metrics::MetricsError;
+use crate::process::StopSummary;
 
 pub use config::{StoreConfig, StoreSetup, WriteStreamConfig};
 pub use node::{Store, run};
@@ -38,6 +40,9 @@ pub enum StoreError {
     /// `/metrics` could not be served.
     #[error(transparent)]
     Metrics(#[from] MetricsError),
+    /// A shutdown signal came before it finished starting (nothing to drain or report).
+    #[error("stopped before it had started")]
+    StoppedWhileStarting,
 }
 
 /// What a store did, reported when it stops.
@@ -55,6 +60,14 @@ pub struct StoreReport {
     pub redelivered: u64,
     /// Whether the queue drained before the timeout.
     pub drained: bool,
+    /// Messages whose rows were all committed during the stop but whose acknowledgement the
+    /// server did not confirm in time: it redelivers them, and the upsert absorbs the rows.
+    pub acks_unsent: u64,
+    /// Whether the last (`leaving`) feedback event left the client. When not, agents forget
+    /// this instance once its heartbeats stop.
+    pub leaving_event_sent: bool,
     /// The write coordinator's counters.
     pub stats: StatsSnapshot,
+    /// How the stop went against its bound.
+    pub stop: StopSummary,
 }

@@ -4,7 +4,6 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::PullConsumer;
@@ -13,7 +12,7 @@ use tokio::time::sleep;
 use tokio_util::sync::CancellationToken;
 
 use super::config::StoreSetup;
-use super::pending::{AckProbe, AckStats, Acking, Pending, Redeliver};
+use super::pending::{AckProbe, AckStats, Acking, DeferredAcks, Pending, Redeliver};
 use super::pull::{PullCounters, Puller, poll_backlog};
 use super::sink::build_sink;
 use super::stream::{ensure_write_consumer, ensure_write_stream};
@@ -25,18 +24,21 @@ use crate::clock::WallClock;
 use crate::coordinator::WriteCoordinator;
 use crate::error::Chain;
 use crate::metrics::{Metrics, MetricsError, serve};
+use crate::process::{Shutdown, StopPlan, StopProgress};
 
 /// A running store node. Stop it with [`stop`](Self::stop).
 pub struct Store {
-    coordinator: WriteCoordinator<Pending>,
-    conn: NatsConnection,
-    counters: Arc<PullCounters>,
-    acks: Arc<AckStats>,
-    drain_timeout: Duration,
-    feeding: CancellationToken,
-    tasks: Vec<JoinHandle<()>>,
-    http_stop: CancellationToken,
-    http: JoinHandle<Result<(), MetricsError>>,
+    pub(super) coordinator: WriteCoordinator<Pending>,
+    pub(super) conn: NatsConnection,
+    pub(super) counters: Arc<PullCounters>,
+    pub(super) acks: Arc<AckStats>,
+    pub(super) deferred: Arc<DeferredAcks>,
+    pub(super) drain_timeout: Duration,
+    pub(super) plan: StopPlan,
+    pub(super) feeding: CancellationToken,
+    pub(super) tasks: Vec<JoinHandle<()>>,
+    pub(super) http_stop: CancellationToken,
+    pub(super) http: JoinHandle<Result<(), MetricsError>>,
     metrics_addr: SocketAddr,
 }
 
@@ -51,15 +53,20 @@ impl std::fmt::Debug for Store {
 
 /// Runs a store node until `shutdown`, then drains: stops pulling, writes and acknowledges
 /// what is queued (up to `store.drain_timeout_ms`), hands the rest back for redelivery, and
-/// says goodbye to the agents.
+/// says goodbye to the agents, all within [`StoreConfig::stop_plan`](super::StoreConfig)'s
+/// total.
 pub async fn run(
     setup: StoreSetup,
-    shutdown: impl Future<Output = ()>,
+    shutdown: impl Into<Shutdown>,
 ) -> Result<StoreReport, StoreError> {
-    let store = Store::start(&setup).await?;
-    shutdown.await;
-    tracing::info!("Store stopping: draining.");
-    Ok(store.stop().await)
+    let mut shutdown = shutdown.into();
+    // A stop asked for while starting (JetStream setup retries for up to 30 s) ends it there.
+    let store = tokio::select! {
+        started = Store::start(&setup) => started?,
+        () = shutdown.requested() => return Err(StoreError::StoppedWhileStarting),
+    };
+    shutdown.requested().await;
+    Ok(store.stop_with(shutdown.progress()).await)
 }
 
 impl Store {
@@ -72,7 +79,8 @@ impl Store {
         let conn = setup.nats.connect("backflow-store").await?;
         let consumer = prepare_streams(&conn, setup).await?;
         let acks = Arc::new(AckStats::default());
-        let coordinator = start_coordinator(setup, &conn, acks.clone()).await?;
+        let deferred = Arc::new(DeferredAcks::default());
+        let coordinator = start_coordinator(setup, &conn, acks.clone(), deferred.clone()).await?;
         let metrics = Metrics::new()?;
         metrics.register(coordinator.clone())?;
         metrics.register(AckProbe {
@@ -99,7 +107,9 @@ impl Store {
             conn,
             counters: Arc::default(),
             acks,
+            deferred,
             drain_timeout: Duration::from_millis(config.drain_timeout_ms),
+            plan: config.stop_plan(),
             feeding: CancellationToken::new(),
             tasks: Vec::new(),
             http_stop,
@@ -155,25 +165,10 @@ impl Store {
     }
 
     /// Stops pulling, drains the queue (up to `store.drain_timeout_ms`), says goodbye and
-    /// stops serving; returns what the store did.
+    /// stops serving, within [`StoreConfig::stop_plan`](super::StoreConfig)'s total; returns
+    /// what the store did. See [`stop_with`](Self::stop_with).
     pub async fn stop(self) -> StoreReport {
-        self.feeding.cancel();
-        for task in self.tasks {
-            let _ = task.await;
-        }
-        let stopped = self.coordinator.stop(true, self.drain_timeout).await;
-        let _ = self.conn.client.flush().await;
-        self.http_stop.cancel();
-        let _ = self.http.await;
-        StoreReport {
-            received: self.counters.received.load(Relaxed),
-            rows: self.counters.rows.load(Relaxed),
-            poison: self.counters.poison.load(Relaxed),
-            acked: self.acks.acked.load(Relaxed),
-            redelivered: self.acks.redelivered.load(Relaxed),
-            drained: stopped.drained,
-            stats: stopped.stats,
-        }
+        self.stop_with(&StopProgress::new()).await
     }
 }
 
@@ -202,6 +197,7 @@ async fn start_coordinator(
     setup: &StoreSetup,
     conn: &NatsConnection,
     acks: Arc<AckStats>,
+    deferred: Arc<DeferredAcks>,
 ) -> Result<WriteCoordinator<Pending>, StoreError> {
     let config = &setup.store;
     let sink = build_sink::<Pending>(&config.sink, &config.throttle).await?;
@@ -210,6 +206,7 @@ async fn start_coordinator(
         Arc::new(Acking {
             inner: sink,
             stats: acks.clone(),
+            deferred,
         }),
     )
     .dead_letter(Arc::new(Redeliver {

@@ -1,14 +1,16 @@
 //! A row waiting in the store, with the acknowledgement that settles its JetStream message.
 
 use std::borrow::Borrow;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::AcqRel, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_nats::jetstream::AckKind;
 use async_nats::jetstream::message::Acker;
 use async_trait::async_trait;
 use futures_util::future::join_all;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
 use crate::coordinator::{DeadLetterReason, DeadLetterSink, Sink, SinkError};
 use crate::event::CoordinatorId;
@@ -128,26 +130,90 @@ impl Probe for AckProbe {
     }
 }
 
+/// Acknowledgements at stop: they no longer hold up the drain (the broker may be gone, and
+/// each confirmation would wait for it), but run beside it, and the stop then waits for them
+/// within a bound of their own. Those still unconfirmed are `acks_unsent`: their rows are
+/// committed, the server redelivers the messages, and the upsert absorbs them.
+#[derive(Debug, Default)]
+pub(crate) struct DeferredAcks {
+    on: CancellationToken,
+    running: Mutex<JoinSet<bool>>,
+    /// Messages whose acknowledgement was deferred.
+    pub(crate) deferred: AtomicU64,
+    /// Those the server confirmed.
+    pub(crate) confirmed: AtomicU64,
+}
+
+impl DeferredAcks {
+    /// From now on acknowledgements are deferred.
+    pub(crate) fn defer(&self) {
+        self.on.cancel();
+    }
+
+    fn spawn(&self, acks: Vec<Arc<MessageAck>>) {
+        self.deferred.fetch_add(acks.len() as u64, Relaxed);
+        let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+        for ack in acks {
+            running.spawn(async move { ack.ack().await });
+        }
+    }
+
+    /// Waits for the deferred acknowledgements, counting them as they are confirmed. Dropped
+    /// before the end, it abandons the rest.
+    pub(crate) async fn settle(&self, stats: &AckStats) {
+        let mut running =
+            std::mem::take(&mut *self.running.lock().unwrap_or_else(PoisonError::into_inner));
+        while let Some(done) = running.join_next().await {
+            if matches!(done, Ok(true)) {
+                self.confirmed.fetch_add(1, Relaxed);
+                stats.acked.fetch_add(1, Relaxed);
+            } else {
+                stats.ack_errors.fetch_add(1, Relaxed);
+            }
+        }
+    }
+
+    /// Deferred acknowledgements the server did not confirm (yet).
+    pub(crate) fn unsent(&self) -> u64 {
+        self.deferred
+            .load(Relaxed)
+            .saturating_sub(self.confirmed.load(Relaxed))
+    }
+}
+
 /// Writes through `inner`, then settles the rows of the committed batch: a message is
 /// acknowledged only once the database has all its rows (at-least-once; the upsert makes a
 /// redelivered row harmless).
 pub(crate) struct Acking {
     pub(crate) inner: Arc<dyn Sink<Pending>>,
     pub(crate) stats: Arc<AckStats>,
+    pub(crate) deferred: Arc<DeferredAcks>,
 }
 
 #[async_trait]
 impl Sink<Pending> for Acking {
     async fn write(&self, batch: &[Pending]) -> Result<(), SinkError> {
         self.inner.write(batch).await?;
-        let complete: Vec<&MessageAck> = batch
+        let complete: Vec<&Arc<MessageAck>> = batch
             .iter()
-            .filter_map(|p| p.ack.as_deref())
+            .filter_map(|p| p.ack.as_ref())
             .filter(|ack| ack.row_done())
             .collect();
+        let complete: Vec<Arc<MessageAck>> = complete.into_iter().cloned().collect();
+        if self.deferred.on.is_cancelled() {
+            self.deferred.spawn(complete);
+            return Ok(());
+        }
         // Every message the batch completed is acknowledged at once: one round trip per
-        // batch, not one per message.
-        let confirmed = join_all(complete.iter().map(|ack| ack.ack())).await;
+        // batch, not one per message. A stop beginning meanwhile takes the wait over, so that
+        // an unreachable broker does not hold up the drain (acknowledging twice is harmless).
+        let confirmed = tokio::select! {
+            confirmed = join_all(complete.iter().map(|ack| ack.ack())) => confirmed,
+            () = self.deferred.on.cancelled() => {
+                self.deferred.spawn(complete);
+                return Ok(());
+            }
+        };
         for ok in confirmed {
             if ok {
                 self.stats.acked.fetch_add(1, Relaxed);

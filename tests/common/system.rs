@@ -89,7 +89,20 @@ impl Proc {
     }
 
     /// Waits for the process to exit by itself and returns its JSON report.
-    pub async fn report(mut self, limit: Duration) -> serde_json::Value {
+    pub async fn report(self, limit: Duration) -> serde_json::Value {
+        let name = self.name.clone();
+        let log = self.stderr.clone();
+        let (status, out) = self.exit(limit).await;
+        let log = || std::fs::read_to_string(&log).unwrap_or_default();
+        assert!(status.success(), "{name} exited with {status}:\n{}", log());
+        let last = out.lines().last().unwrap_or_default();
+        serde_json::from_str(last)
+            .unwrap_or_else(|e| panic!("{name}: report {last:?} is not JSON ({e}):\n{}", log()))
+    }
+
+    /// Waits for the process to exit by itself; its status and what it printed on stdout.
+    /// Kills it and panics after `limit`.
+    pub async fn exit(mut self, limit: Duration) -> (std::process::ExitStatus, String) {
         let deadline = Instant::now() + limit;
         loop {
             match self.child.try_wait() {
@@ -98,20 +111,7 @@ impl Proc {
                     if let Some(mut stdout) = self.child.stdout.take() {
                         let _ = stdout.read_to_string(&mut out);
                     }
-                    assert!(
-                        status.success(),
-                        "{} exited with {status}:\n{}",
-                        self.name,
-                        self.log()
-                    );
-                    let last = out.lines().last().unwrap_or_default();
-                    return serde_json::from_str(last).unwrap_or_else(|e| {
-                        panic!(
-                            "{}: report {last:?} is not JSON ({e}):\n{}",
-                            self.name,
-                            self.log()
-                        )
-                    });
+                    return (status, out);
                 }
                 Ok(None) if Instant::now() < deadline => {
                     sleep(Duration::from_millis(20)).await;
@@ -126,6 +126,11 @@ impl Proc {
                 }
             }
         }
+    }
+
+    /// SIGTERM, without waiting.
+    pub fn sigterm(&self) {
+        self.signal("-TERM");
     }
 
     /// SIGTERM, then the report.

@@ -286,6 +286,34 @@ fn pods_load_their_settings_and_use_existing_config_maps_secrets_and_ports() {
 }
 
 #[test]
+fn grace_periods_exceed_each_binary_s_documented_stop_bound() {
+    let docs = manifests();
+    for d in docs.iter().filter(|d| d.kind() == "Deployment") {
+        let pod = &d.value["spec"]["template"]["spec"];
+        let command = str_of(&pod["containers"][0]["command"][0]);
+        let settings = settings_of(&docs, d.name());
+        let plan = match command {
+            "backflow-store" => settings.store.stop_plan(),
+            "backflow-agent" => settings.agent.stop_plan(),
+            "backflow-bridge" => settings.bridge.stop_plan(),
+            other => panic!("{}: unknown binary {other:?}", d.at()),
+        };
+        let grace = pod["terminationGracePeriodSeconds"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{}: no terminationGracePeriodSeconds", d.at()));
+        // Kubernetes' default (30 s) is not assumed: each pod states its own.
+        let bound = plan.total();
+        assert!(
+            std::time::Duration::from_secs(grace) > bound,
+            "{}: terminationGracePeriodSeconds {grace} does not exceed {command}'s stop bound \
+             {bound:?} ({:?})",
+            d.at(),
+            plan.steps()
+        );
+    }
+}
+
+#[test]
 fn services_and_service_monitors_select_what_exists() {
     let docs = manifests();
     let pods: Vec<&Value> = docs
