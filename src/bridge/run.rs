@@ -259,8 +259,10 @@ impl Republisher {
     }
 
     fn forget_missing(&mut self, views: &[CoordinatorView]) {
-        self.levels
-            .retain(|id, _| views.iter().any(|v| &v.coordinator_id == id));
+        // A set, not a scan of `views` per level: this runs with every coordinator at once.
+        let present: std::collections::HashSet<&CoordinatorId> =
+            views.iter().map(|v| &v.coordinator_id).collect();
+        self.levels.retain(|id, _| present.contains(id));
     }
 
     async fn publish(&mut self, view: CoordinatorView) {

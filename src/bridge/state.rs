@@ -71,8 +71,8 @@ impl FleetState {
     pub fn expire(&mut self, now: Instant) -> bool {
         let changed = self.view.expire(now);
         if changed {
-            let known = self.coordinators();
-            self.lags.retain(|id, _| known.contains(id));
+            let view = &self.view;
+            self.lags.retain(|id, _| view.knows(id));
         }
         changed
     }
@@ -96,23 +96,17 @@ impl FleetState {
 
     /// Coordinators with at least one instance, sorted.
     pub fn coordinators(&self) -> Vec<CoordinatorId> {
-        let mut ids: Vec<CoordinatorId> = self
-            .view
-            .instances()
-            .map(|(e, _)| e.coordinator_id.clone())
-            .collect();
+        let mut ids: Vec<CoordinatorId> = self.view.coordinators().cloned().collect();
         ids.sort();
-        ids.dedup();
         ids
     }
 
-    /// One coordinator's state, if it has instances.
+    /// One coordinator's state, if it has instances; computed from its own instances only,
+    /// so that it costs the same in a fleet of any size.
     pub fn view(&self, coordinator: &CoordinatorId) -> Option<CoordinatorView> {
         CoordinatorView::of(
             coordinator.clone(),
-            self.view
-                .instances()
-                .filter(|(e, _)| &e.coordinator_id == coordinator),
+            self.view.instances_of(coordinator),
             self.lags.get(coordinator).copied(),
         )
         .map(|v| v.with_demand(self.demand.totals(coordinator), &self.scaling))
@@ -120,20 +114,9 @@ impl FleetState {
 
     /// Every coordinator's state, sorted by id.
     pub fn views(&self) -> Vec<CoordinatorView> {
-        let mut by_id: BTreeMap<&CoordinatorId, Vec<(&FeedbackEvent, bool)>> = BTreeMap::new();
-        for (e, silent) in self.view.instances() {
-            by_id
-                .entry(&e.coordinator_id)
-                .or_default()
-                .push((e, silent));
-        }
-        by_id
-            .into_iter()
-            .filter_map(|(id, instances)| {
-                CoordinatorView::of(id.clone(), instances, self.lags.get(id).copied())
-                    .map(|v| v.with_demand(self.demand.totals(id), &self.scaling))
-            })
-            .collect()
+        let mut ids: Vec<&CoordinatorId> = self.view.coordinators().collect();
+        ids.sort();
+        ids.into_iter().filter_map(|id| self.view(id)).collect()
     }
 }
 

@@ -16,30 +16,37 @@ pub const MAX_COUNTED_COORDINATORS: usize = 256;
 /// The label value that collects coordinators beyond [`MAX_COUNTED_COORDINATORS`].
 pub const OTHER_COORDINATORS: &str = "_other";
 
-/// Events seen, per (coordinator id, level).
+/// Events seen, per coordinator label and level.
+///
+/// Keyed by label with one counter per level, so that counting an event is one lookup: with
+/// a key per (id, level), whether an id was known and how many ids there were took a scan
+/// and a sort of every key, per event, once more coordinators than the label cap reported.
 #[derive(Debug, Default)]
 pub struct FeedbackCounts {
-    counts: Mutex<HashMap<(String, BackpressureLevel), u64>>,
+    counts: Mutex<HashMap<String, [u64; 3]>>,
 }
+
+const LEVELS: [BackpressureLevel; 3] = [
+    BackpressureLevel::Ok,
+    BackpressureLevel::Soft,
+    BackpressureLevel::Hard,
+];
 
 impl FeedbackCounts {
     /// Counts one event.
     pub fn count(&self, event: &FeedbackEvent) {
         let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
-        let id = event.coordinator_id.as_str();
-        let known = counts.keys().any(|(c, _)| c == id);
-        let coordinators = || {
-            let mut ids: Vec<&str> = counts.keys().map(|(c, _)| c.as_str()).collect();
-            ids.sort_unstable();
-            ids.dedup();
-            ids.len()
-        };
-        let label = if known || coordinators() < MAX_COUNTED_COORDINATORS {
-            id.to_owned()
+        let level = usize::from(event.level.code());
+        if let Some(known) = counts.get_mut(event.coordinator_id.as_str()) {
+            known[level] += 1;
+            return;
+        }
+        let label = if counts.len() < MAX_COUNTED_COORDINATORS {
+            event.coordinator_id.as_str()
         } else {
-            OTHER_COORDINATORS.to_owned()
+            OTHER_COORDINATORS
         };
-        *counts.entry((label, event.level)).or_insert(0) += 1;
+        counts.entry(label.to_owned()).or_default()[level] += 1;
     }
 
     /// Every (coordinator id, level, count), sorted.
@@ -47,7 +54,13 @@ impl FeedbackCounts {
         let counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
         let mut out: Vec<_> = counts
             .iter()
-            .map(|((c, l), n)| (c.clone(), *l, *n))
+            .flat_map(|(c, n)| {
+                LEVELS
+                    .iter()
+                    .zip(n)
+                    .filter(|(_, n)| **n > 0)
+                    .map(|(l, n)| (c.clone(), *l, *n))
+            })
             .collect();
         out.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
         out

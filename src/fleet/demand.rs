@@ -36,10 +36,11 @@ impl DemandTotals {
     }
 }
 
-/// Every agent's latest demand event.
+/// Every agent's latest demand event, indexed by coordinator so that one coordinator's
+/// totals cost the same however many agents report to others.
 #[derive(Debug, Clone, Default)]
 pub struct DemandView {
-    entries: HashMap<(CoordinatorId, InstanceId), Entry>,
+    entries: HashMap<CoordinatorId, HashMap<InstanceId, Entry>>,
 }
 
 impl DemandView {
@@ -55,8 +56,11 @@ impl DemandView {
 
     /// Takes in one event received at `now`.
     pub fn observe(&mut self, event: DemandEvent, now: Instant) -> Observed {
-        let key = (event.coordinator_id.clone(), event.agent_id.clone());
-        if let Some(known) = self.entries.get(&key) {
+        let known = self
+            .entries
+            .get(&event.coordinator_id)
+            .and_then(|agents| agents.get(&event.agent_id));
+        if let Some(known) = known {
             match event.order_key().cmp(&known.last.order_key()) {
                 std::cmp::Ordering::Less => return Observed::OutOfOrder,
                 std::cmp::Ordering::Equal => return Observed::Duplicate,
@@ -64,37 +68,55 @@ impl DemandView {
             }
         }
         if event.leaving {
-            self.entries.remove(&key);
+            if let Some(agents) = self.entries.get_mut(&event.coordinator_id) {
+                agents.remove(&event.agent_id);
+                if agents.is_empty() {
+                    self.entries.remove(&event.coordinator_id);
+                }
+            }
             return Observed::Left;
         }
-        self.entries.insert(
-            key,
-            Entry {
-                last: event,
-                received: now,
-            },
-        );
+        self.entries
+            .entry(event.coordinator_id.clone())
+            .or_default()
+            .insert(
+                event.agent_id.clone(),
+                Entry {
+                    last: event,
+                    received: now,
+                },
+            );
         Observed::Applied
     }
 
     /// Drops demand not refreshed within its heartbeats; true if any went.
     pub fn expire(&mut self, now: Instant) -> bool {
-        let before = self.entries.len();
-        self.entries.retain(|_, e| now < Self::expires(e));
-        self.entries.len() != before
+        let mut changed = false;
+        self.entries.retain(|_, agents| {
+            let before = agents.len();
+            agents.retain(|_, e| now < Self::expires(e));
+            changed |= agents.len() != before;
+            !agents.is_empty()
+        });
+        changed
     }
 
     /// When the next demand expires.
     pub fn next_expiry(&self) -> Option<Instant> {
-        self.entries.values().map(Self::expires).min()
+        self.entries
+            .values()
+            .flat_map(|a| a.values())
+            .map(Self::expires)
+            .min()
     }
 
     /// `coordinator`'s demand.
     pub fn totals(&self, coordinator: &CoordinatorId) -> DemandTotals {
         self.entries
-            .iter()
-            .filter(|((c, _), _)| c == coordinator)
-            .fold(DemandTotals::default(), |t, (_, e)| DemandTotals {
+            .get(coordinator)
+            .into_iter()
+            .flat_map(|agents| agents.values())
+            .fold(DemandTotals::default(), |t, e| DemandTotals {
                 offered: t.offered + e.last.offered_per_sec,
                 granted: t.granted + e.last.granted_per_sec,
                 agents: t.agents + 1,
@@ -103,9 +125,8 @@ impl DemandView {
 
     /// Coordinators with demand, sorted.
     pub fn coordinators(&self) -> Vec<CoordinatorId> {
-        let mut ids: Vec<CoordinatorId> = self.entries.keys().map(|(c, _)| c.clone()).collect();
+        let mut ids: Vec<CoordinatorId> = self.entries.keys().cloned().collect();
         ids.sort();
-        ids.dedup();
         ids
     }
 }

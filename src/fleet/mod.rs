@@ -4,8 +4,11 @@
 
 mod config;
 mod coordinator;
+mod deadlines;
 mod demand;
 mod interest;
+mod members;
+mod merge;
 mod observed;
 mod scaling;
 mod signal;
