@@ -21,9 +21,11 @@ struct Args {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    service::main("agent", Args::parse().config, |settings, shutdown| {
-        backflow::agent::run(settings.agent_setup(), shutdown)
-    })
-    .await
+async fn main() {
+    service::exit(
+        service::main("agent", Args::parse().config, |settings, shutdown| {
+            backflow::agent::run(settings.agent_setup(), shutdown)
+        })
+        .await,
+    )
 }

@@ -21,9 +21,11 @@ struct Args {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    service::main("bridge", Args::parse().config, |settings, shutdown| {
-        backflow::bridge::run(settings.bridge_setup(), shutdown)
-    })
-    .await
+async fn main() {
+    service::exit(
+        service::main("bridge", Args::parse().config, |settings, shutdown| {
+            backflow::bridge::run(settings.bridge_setup(), shutdown)
+        })
+        .await,
+    )
 }

@@ -20,9 +20,11 @@ struct Args {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    service::main("store", Args::parse().config, |settings, shutdown| {
-        backflow::store::run(settings.store_setup(), shutdown)
-    })
-    .await
+async fn main() {
+    service::exit(
+        service::main("store", Args::parse().config, |settings, shutdown| {
+            backflow::store::run(settings.store_setup(), shutdown)
+        })
+        .await,
+    )
 }

@@ -38,3 +38,18 @@ where
     }
     Ok(())
 }
+
+/// Ends the process with `result`: status 0, or the error with its causes on stderr and
+/// status 1. It exits here instead of returning from `main`, because dropping the runtime
+/// waits for blocking tasks still running (a sink write, a lookup), which a stop bounded by
+/// its documented total must not do.
+pub(crate) fn exit(result: Result<()>) -> ! {
+    let code = match result {
+        Ok(()) => 0,
+        Err(error) => {
+            eprintln!("Error: {error:?}");
+            1
+        }
+    };
+    std::process::exit(code)
+}
