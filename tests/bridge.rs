@@ -9,8 +9,7 @@ use backflow::bridge::{Bridge, BridgeConfig, BridgeSetup};
 use backflow::bus::FeedbackPublisher;
 use backflow::bus::nats::{NatsConnection, NatsOptions, NatsPublisher, ensure_state_stream};
 use backflow::event::{
-    BackpressureLevel, CoordinatorId, DEMAND_SCHEMA_VERSION, DemandEvent, FeedbackEvent,
-    InstanceId, encode_demand,
+    BackpressureLevel, CoordinatorId, DemandEvent, FeedbackEvent, InstanceId, encode_demand,
 };
 use backflow::fleet::FleetConfig;
 use backflow::metrics::MetricsConfig;
@@ -329,20 +328,13 @@ async fn backlog_is_the_write_consumers_lag_when_there_is_one() {
 }
 
 fn demand(agent: &str, seq: u64, offered: f64, granted: f64) -> DemandEvent {
-    DemandEvent {
-        version: DEMAND_SCHEMA_VERSION,
-        coordinator_id: CoordinatorId::new("a").unwrap(),
-        agent_id: InstanceId::new(agent).unwrap(),
-        epoch: 1,
+    DemandEvent::new(
+        CoordinatorId::new("a").unwrap(),
+        InstanceId::new(agent).unwrap(),
         seq,
-        timestamp_ms: 0,
-        offered_per_sec: offered,
-        granted_per_sec: granted,
-        weight: 1.0,
-        class: None,
-        heartbeat_ms: 1_000,
-        leaving: false,
-    }
+        offered,
+        granted,
+    )
 }
 
 #[tokio::test]

@@ -14,9 +14,7 @@ use backflow::autoscale::{Replicas, ScaledObject};
 use backflow::bridge::{Bridge, BridgeConfig, BridgeSetup};
 use backflow::bus::FeedbackPublisher;
 use backflow::bus::nats::{NatsConnection, NatsOptions, NatsPublisher, Secret};
-use backflow::event::{
-    BackpressureLevel, CoordinatorId, DEMAND_SCHEMA_VERSION, DemandEvent, InstanceId, encode_demand,
-};
+use backflow::event::{BackpressureLevel, CoordinatorId, DemandEvent, InstanceId, encode_demand};
 use backflow::explain::{Answer, Explanation, ReadError, Sources, explain};
 use backflow::metrics::MetricsConfig;
 use backflow::store::{StoreConfig, WriteStreamConfig, ensure_write_consumer, ensure_write_stream};
@@ -54,20 +52,13 @@ async fn connect(options: &NatsOptions) -> NatsConnection {
 }
 
 fn demand(agent: &str, seq: u64) -> DemandEvent {
-    DemandEvent {
-        version: DEMAND_SCHEMA_VERSION,
-        coordinator_id: CoordinatorId::default(),
-        agent_id: InstanceId::new(agent).unwrap(),
-        epoch: 1,
+    DemandEvent::new(
+        CoordinatorId::default(),
+        InstanceId::new(agent).unwrap(),
         seq,
-        timestamp_ms: 0,
-        offered_per_sec: 3_000.0,
-        granted_per_sec: 1_000.0,
-        weight: 1.0,
-        class: None,
-        heartbeat_ms: 1_000,
-        leaving: false,
-    }
+        3_000.0,
+        1_000.0,
+    )
 }
 
 /// Everything explain reads, running.

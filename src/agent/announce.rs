@@ -10,7 +10,7 @@ use super::demand::{Demand, DemandEstimate, Producer};
 use crate::bus::nats::NatsConnection;
 use crate::clock::WallClock;
 use crate::error::Chain;
-use crate::event::{CoordinatorId, DEMAND_SCHEMA_VERSION, DemandEvent, InstanceId, encode_demand};
+use crate::event::{CoordinatorId, DemandEvent, InstanceId, encode_demand};
 
 /// Longest wait for the last (`leaving`) event at stop: the broker may be gone.
 pub(super) const LAST_EVENT_BOUND: Duration = Duration::from_secs(1);
@@ -82,18 +82,17 @@ impl Announcer {
 
     fn event(&self, epoch: u64, seq: u64, now_ms: u64, d: Demand, leaving: bool) -> DemandEvent {
         DemandEvent {
-            version: DEMAND_SCHEMA_VERSION,
-            coordinator_id: self.coordinator_id.clone(),
-            agent_id: self.agent_id.clone(),
             epoch,
-            seq,
             timestamp_ms: now_ms,
-            offered_per_sec: d.offered,
-            granted_per_sec: d.granted,
-            weight: 1.0,
-            class: None,
             heartbeat_ms: u32::try_from(self.every.as_millis()).unwrap_or(u32::MAX),
             leaving,
+            ..DemandEvent::new(
+                self.coordinator_id.clone(),
+                self.agent_id.clone(),
+                seq,
+                d.offered,
+                d.granted,
+            )
         }
     }
 

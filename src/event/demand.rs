@@ -48,6 +48,32 @@ pub struct DemandEvent {
 }
 
 impl DemandEvent {
+    /// Event `seq` (epoch 1) of `agent_id`'s demand on `coordinator_id`: the current schema,
+    /// weight 1, no class, a 1 s heartbeat, no timestamp, not leaving. Senders set the rest
+    /// with struct update syntax.
+    pub fn new(
+        coordinator_id: CoordinatorId,
+        agent_id: InstanceId,
+        seq: u64,
+        offered_per_sec: f64,
+        granted_per_sec: f64,
+    ) -> Self {
+        Self {
+            version: DEMAND_SCHEMA_VERSION,
+            coordinator_id,
+            agent_id,
+            epoch: 1,
+            seq,
+            timestamp_ms: 0,
+            offered_per_sec,
+            granted_per_sec,
+            weight: 1.0,
+            class: None,
+            heartbeat_ms: 1_000,
+            leaving: false,
+        }
+    }
+
     /// The ordering key of this agent's events.
     pub fn order_key(&self) -> (u64, u64) {
         (self.epoch, self.seq)
@@ -157,18 +183,14 @@ mod tests {
 
     pub(crate) fn demand(offered: f64, granted: f64) -> DemandEvent {
         DemandEvent {
-            version: DEMAND_SCHEMA_VERSION,
-            coordinator_id: CoordinatorId::new("default").unwrap(),
-            agent_id: InstanceId::new("agent-1").unwrap(),
-            epoch: 1,
-            seq: 1,
             timestamp_ms: 1_000,
-            offered_per_sec: offered,
-            granted_per_sec: granted,
-            weight: 1.0,
-            class: None,
-            heartbeat_ms: 1_000,
-            leaving: false,
+            ..DemandEvent::new(
+                CoordinatorId::new("default").unwrap(),
+                InstanceId::new("agent-1").unwrap(),
+                1,
+                offered,
+                granted,
+            )
         }
     }
 

@@ -134,23 +134,15 @@ impl DemandView {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::DEMAND_SCHEMA_VERSION;
 
     fn demand(agent: &str, seq: u64, offered: f64, granted: f64) -> DemandEvent {
-        DemandEvent {
-            version: DEMAND_SCHEMA_VERSION,
-            coordinator_id: CoordinatorId::default(),
-            agent_id: InstanceId::new(agent).unwrap(),
-            epoch: 1,
+        DemandEvent::new(
+            CoordinatorId::default(),
+            InstanceId::new(agent).unwrap(),
             seq,
-            timestamp_ms: 0,
-            offered_per_sec: offered,
-            granted_per_sec: granted,
-            weight: 1.0,
-            class: None,
-            heartbeat_ms: 1_000,
-            leaving: false,
-        }
+            offered,
+            granted,
+        )
     }
 
     #[tokio::test(start_paused = true)]

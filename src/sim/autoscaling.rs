@@ -18,7 +18,7 @@ use crate::bridge::FleetState;
 use crate::bus::{FeedbackSubscription, Interest, MemoryBus};
 use crate::clock::WallClock;
 use crate::coordinator::StatsSnapshot;
-use crate::event::{CoordinatorId, DEMAND_SCHEMA_VERSION, DemandEvent, InstanceId};
+use crate::event::{CoordinatorId, DemandEvent, InstanceId};
 use crate::feedback::PolicyKind;
 use crate::fleet::{CoordinatorView, FleetConfig};
 
@@ -261,20 +261,13 @@ impl Meters {
             self.last[i] = if left { 0.0 } else { d.offered };
             let seq = self.seq[i] + 1;
             self.seq[i] = if left { u64::MAX } else { seq };
+            let agent =
+                InstanceId::new(format!("agent-{i}")).unwrap_or_else(|_| InstanceId::generate());
             let event = DemandEvent {
-                version: DEMAND_SCHEMA_VERSION,
-                coordinator_id: CoordinatorId::default(),
-                agent_id: InstanceId::new(format!("agent-{i}"))
-                    .unwrap_or_else(|_| InstanceId::generate()),
-                epoch: 1,
-                seq,
                 timestamp_ms: wall.now_ms(),
-                offered_per_sec: d.offered,
-                granted_per_sec: d.granted,
-                weight: 1.0,
-                class: None,
                 heartbeat_ms: DEMAND_EVERY.as_millis() as u32,
                 leaving: left,
+                ..DemandEvent::new(CoordinatorId::default(), agent, seq, d.offered, d.granted)
             };
             lock(bridge).observe_demand(event, now);
         }

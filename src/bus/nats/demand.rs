@@ -7,9 +7,9 @@ use std::sync::atomic::Ordering::Relaxed;
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
+use super::NatsError;
 use super::connection::NatsConnection;
-use super::subscriber::SubscriberStats;
-use super::{NatsError, Refusal};
+use super::subscriber::{SubscriberStats, subscribe_each};
 use crate::bus::read_refusals;
 use crate::event::{DemandEvent, decode_demand};
 use crate::fleet::Interest;
@@ -53,15 +53,7 @@ pub async fn subscribe_demand(
         Interest::All => vec![conn.subjects.all_demand()],
         Interest::Only(ids) => ids.iter().map(|id| conn.subjects.demand(id)).collect(),
     };
-    let mut subs = Vec::with_capacity(subjects.len());
-    for s in &subjects {
-        subs.push(conn.client.subscribe(s.clone()).await.map_err(|source| {
-            NatsError::Subscribe {
-                subject: s.clone(),
-                source,
-            }
-        })?);
-    }
+    let subs = subscribe_each(conn, &subjects).await?;
     let stats = Arc::new(SubscriberStats::default());
     let (tx, rx) = mpsc::channel(1024);
     let (conn, counters) = (conn.clone(), stats.clone());
@@ -75,8 +67,10 @@ pub async fn subscribe_demand(
                 },
                 () = tx.closed() => return,
             };
+            let event = check(&conn, &counters, &msg);
+            // Counted after the outcome, so whoever sees `received` grow also sees why.
             counters.received.fetch_add(1, Relaxed);
-            if let Some(event) = check(&conn, &counters, &msg) {
+            if let Some(event) = event {
                 counters.delivered.fetch_add(1, Relaxed);
                 if tx.send(event).await.is_err() {
                     return;
@@ -108,12 +102,7 @@ fn check(
     }
     if let Some(verifier) = &conn.verifier {
         if let Err(refusal) = verifier.check(id, &msg.payload, msg.headers.as_ref()) {
-            match refusal {
-                Refusal::Unsigned => &stats.unsigned,
-                Refusal::UntrustedKey => &stats.untrusted_key,
-                Refusal::BadSignature => &stats.bad_signature,
-            }
-            .fetch_add(1, Relaxed);
+            stats.refused(refusal).fetch_add(1, Relaxed);
             return None;
         }
     }

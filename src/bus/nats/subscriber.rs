@@ -112,8 +112,17 @@ async fn subscribe(
         Interest::All => vec![conn.subjects.all_feedback()],
         Interest::Only(ids) => ids.iter().map(|id| conn.subjects.feedback(id)).collect(),
     };
+    let subs = subscribe_each(conn, &subjects).await?;
+    Ok((subjects, subs))
+}
+
+/// One subscription per subject, the first failure naming its subject (feedback and demand).
+pub(super) async fn subscribe_each(
+    conn: &NatsConnection,
+    subjects: &[String],
+) -> Result<Vec<async_nats::Subscriber>, NatsError> {
     let mut subs = Vec::with_capacity(subjects.len());
-    for s in &subjects {
+    for s in subjects {
         subs.push(conn.client.subscribe(s.clone()).await.map_err(|source| {
             NatsError::Subscribe {
                 subject: s.clone(),
@@ -121,7 +130,18 @@ async fn subscribe(
             }
         })?);
     }
-    Ok((subjects, subs))
+    Ok(subs)
+}
+
+impl SubscriberStats {
+    /// The counter of a signature refusal (feedback and demand count them alike).
+    pub(super) fn refused(&self, refusal: Refusal) -> &AtomicU64 {
+        match refusal {
+            Refusal::Unsigned => &self.unsigned,
+            Refusal::UntrustedKey => &self.untrusted_key,
+            Refusal::BadSignature => &self.bad_signature,
+        }
+    }
 }
 
 impl NatsSubscriber {
@@ -267,13 +287,8 @@ impl NatsSubscriber {
         }
         if let Some(verifier) = &self.conn.verifier {
             verifier.check(id, payload, headers).map_err(|refusal| {
-                let counter = match refusal {
-                    Refusal::Unsigned => &stats.unsigned,
-                    Refusal::UntrustedKey => &stats.untrusted_key,
-                    Refusal::BadSignature => &stats.bad_signature,
-                };
                 (
-                    counter,
+                    stats.refused(refusal),
                     format!("event of coordinator {id} refused: {refusal:?}"),
                 )
             })?;
