@@ -128,7 +128,13 @@ pub async fn run_fleet(
             fleet.scale_to(decision.desired as usize, at);
             next_scale = at + SCALER_EVERY;
         }
-        samples.push(sample(scenario, t, &fleet, &producers, &bridge, &meters));
+        let sources = Sources {
+            fleet: &fleet,
+            producers: &producers,
+            bridge: &bridge,
+            meters: &meters,
+        };
+        samples.push(sample(scenario, spec.scaling.headroom, t, &sources));
         if t + 1e-9 >= scenario.duration_s {
             break;
         }
@@ -369,15 +375,23 @@ fn readings(
         .collect()
 }
 
-fn sample(
-    scenario: &Scenario,
-    t: f64,
-    fleet: &Fleet,
-    producers: &[Producer],
-    bridge: &Bridge,
-    meters: &Meters,
-) -> FleetSample {
-    let spec = scenario.autoscale.clone().unwrap_or_default();
+/// What a sample reads.
+struct Sources<'a> {
+    fleet: &'a Fleet,
+    producers: &'a [Producer],
+    bridge: &'a Bridge,
+    meters: &'a Meters,
+}
+
+/// The fleet at `t`; `headroom` turns the true demand into the needed count as the bridge
+/// does (taken once per run, not cloned out of the scenario at every sample).
+fn sample(scenario: &Scenario, headroom: f64, t: f64, at: &Sources<'_>) -> FleetSample {
+    let Sources {
+        fleet,
+        producers,
+        bridge,
+        meters,
+    } = *at;
     let share = scenario.total_capacity() / scenario.agents.count as f64;
     let present: Vec<&Producer> = producers
         .iter()
@@ -385,7 +399,7 @@ fn sample(
         .collect();
     let true_demand = scenario.agents.factor_at(t) * share * present.len() as f64;
     let per_replica = scenario.sink.rows_per_sec;
-    let needed = ((true_demand * spec.scaling.headroom / per_replica).ceil() as usize).max(1);
+    let needed = ((true_demand * headroom / per_replica).ceil() as usize).max(1);
     let view = view(bridge);
     let (mut depth, mut written) = (0, 0);
     for c in fleet.coordinators() {
