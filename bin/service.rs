@@ -39,15 +39,16 @@ where
     Ok(())
 }
 
-/// Ends the process with `result`: status 0, or the error with its causes on stderr and
-/// status 1. It exits here instead of returning from `main`, because dropping the runtime
-/// waits for blocking tasks still running (a sink write, a lookup), which a stop bounded by
-/// its documented total must not do.
+/// Ends the process with `result`: status 0, or the error with its causes on one stderr line
+/// and status 1. It exits here instead of returning from `main`, because dropping the runtime
+/// waits for blocking tasks still running (a sink write, a lookup), and prints no backtrace:
+/// with `RUST_BACKTRACE` set, symbolizing one in a debug build took seconds, past the stop's
+/// documented bound.
 pub(crate) fn exit(result: Result<()>) -> ! {
     let code = match result {
         Ok(()) => 0,
         Err(error) => {
-            eprintln!("Error: {error:?}");
+            eprintln!("Error: {error:#}");
             1
         }
     };
