@@ -84,6 +84,7 @@ scenarios! {
     fair_shares_follow_weights => "fair-weights.yaml",
     fair_shares_settle_a_step_within_two_heartbeats => "fair-step-1.4x.yaml",
     fair_shares_with_slow_and_late_feedback => "fair-slow-feedback.yaml",
+    fair_shares_as_agents_join_and_leave => "fair-churn.yaml",
     ;
     autoscale_on_demand_steps => "autoscale-steps.yaml",
     autoscale_to_five_times_sustained => "autoscale-5x.yaml",

@@ -32,7 +32,9 @@ pub(crate) struct DemoArgs {
     /// queue depth, exp(-gain x (utilization - offset)), cut at once on SOFT/HARD, risen
     /// gradually after a dwell), hysteresis (level ceilings: tighten at once, relax after a
     /// dwell, ramp back gradually), step (the predecessor's fixed map: OK 1.0, SOFT 0.5, HARD
-    /// 0.0) or none (agents run at their base rate).
+    /// 0.0), fair_share (each agent sends at most its weight times the fair rate its store
+    /// publishes for its class; proportional while no store publishes one) or none (agents run
+    /// at their base rate).
     #[arg(long, default_value = "proportional")]
     policy: PolicyKind,
 }

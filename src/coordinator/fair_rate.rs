@@ -14,6 +14,8 @@ const MIN_TAU: Duration = Duration::from_millis(100);
 /// The integral may move the budget by at most this fraction of the capacity estimate (it only
 /// has to absorb the estimate's bias, a few per cent).
 const INTEGRAL_LIMIT: f64 = 0.25;
+/// The integral's time: slow next to the loop, whose own oscillations it must not feed.
+const INTEGRAL_TIME: Duration = Duration::from_secs(5);
 
 /// Computes the budget and the fair rates. Pure apart from the time it is given.
 ///
@@ -76,10 +78,13 @@ impl FairRate {
             .min(self.tau);
         self.last = Some(now);
         let limit = INTEGRAL_LIMIT * capacity;
-        // The integral's pace does not slow with the heartbeat as much as the proportional
-        // term's: it must find a biased estimate's error within tens of seconds.
-        let pace = 4.0 * self.tau * MIN_TAU.as_secs_f64().max(self.tau / 5.0);
-        self.integral = (self.integral + error * dt / pace).clamp(-limit, limit);
+        // Integrate only near the target: a queue far above it (a start, a burst) is the
+        // proportional term's to drain, and integrating it would wind the budget down for
+        // long after.
+        if error.abs() <= goal {
+            let pace = INTEGRAL_TIME.as_secs_f64() * self.tau;
+            self.integral = (self.integral + error * dt / pace).clamp(-limit, limit);
+        }
         (capacity + error / self.tau + self.integral).max(0.0)
     }
 

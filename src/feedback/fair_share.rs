@@ -1,6 +1,8 @@
 //! The `fair_share` policy: an agent sends at most its weight times the fair rate its store
 //! grants its class; without fair rates it steers by depth as the proportional policy does.
 
+use std::time::Duration;
+
 use serde::Deserialize;
 use tokio::time::Instant;
 
@@ -9,6 +11,9 @@ use super::proportional::{ProportionalConfig, ProportionalPolicy};
 use crate::event::{BackpressureLevel, Class};
 use crate::fleet::Signal;
 use crate::invalid::{InvalidSetting, positive};
+
+/// A rise of the fair scale waits up to this long, at random per agent and rise.
+const RISE_SPREAD: Duration = Duration::from_millis(50);
 
 /// Settings of [`FairSharePolicy`] (`feedback.fair_share:`): who this agent is in the fleet's
 /// division of a store's budget. The same values go out in its demand events.
@@ -58,6 +63,11 @@ pub struct FairSharePolicy {
     fair: Option<f64>,
     level: BackpressureLevel,
     cap: f64,
+    /// The scale applied.
+    applied: f64,
+    /// When a rise waiting for its moment is applied.
+    rise_at: Option<Instant>,
+    rng: fastrand::Rng,
 }
 
 impl FairSharePolicy {
@@ -65,6 +75,9 @@ impl FairSharePolicy {
     pub fn new(config: FairShareConfig, fallback: ProportionalConfig, seed: u64) -> Self {
         Self {
             config,
+            applied: 1.0,
+            rise_at: None,
+            rng: fastrand::Rng::with_seed(seed.rotate_left(17)),
             fallback: ProportionalPolicy::new(fallback, seed),
             base_rate: None,
             fair: None,
@@ -73,19 +86,41 @@ impl FairSharePolicy {
         }
     }
 
-    /// Combines the fair scale (when known) with the fallback's decision.
-    fn combine(&self, fallback: Decision) -> Decision {
+    /// Combines the fair scale (when known) with the fallback's decision. Falls are taken at
+    /// once; a rise waits a random fraction of [`RISE_SPREAD`]. Every agent hears an event at
+    /// the same moment, and a rise taken at once releases every throttled agent's next chunk
+    /// together: a burst that a queue held at a short target cannot absorb, and that keeps
+    /// the agents in lockstep afterwards.
+    fn combine(&mut self, fallback: Decision, now: Instant) -> Decision {
         let Some(fair) = self.fair else {
+            self.applied = fallback.scale;
+            self.rise_at = None;
             return fallback;
         };
-        let mut scale = fair.min(self.cap);
+        let mut want = fair.min(self.cap);
         if self.level > BackpressureLevel::Ok {
             // An emergency: the levels' caps (pressure cut, HARD scale) hold as before.
-            scale = scale.min(fallback.scale);
+            want = want.min(fallback.scale);
         }
+        if want <= self.applied {
+            self.applied = want;
+            self.rise_at = None;
+        } else {
+            let at = *self
+                .rise_at
+                .get_or_insert_with(|| now + RISE_SPREAD.mul_f64(self.rng.f64()));
+            if now >= at {
+                self.applied = want;
+                self.rise_at = None;
+            }
+        }
+        let wake_at = match (fallback.wake_at, self.rise_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         Decision {
-            scale,
-            wake_at: fallback.wake_at,
+            scale: self.applied,
+            wake_at,
         }
     }
 }
@@ -109,19 +144,17 @@ impl Policy for FairSharePolicy {
             }
             _ => None,
         };
-        self.combine(fallback)
+        self.combine(fallback, now)
     }
 
     fn on_tick(&mut self, now: Instant) -> Decision {
         let fallback = self.fallback.on_tick(now);
-        self.combine(fallback)
+        self.combine(fallback, now)
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
     use crate::event::FairRates;
 
@@ -160,16 +193,21 @@ mod tests {
         // say otherwise.
         let d = p.on_signal(&fair(BackpressureLevel::Ok, 0.3, RATES), t0);
         assert!((d.scale - 0.5).abs() < 1e-12, "{d:?}");
-        // Rises are obeyed at once: the store computed the rate for now.
+        // A rise is obeyed whole, after a random wait of at most 50 ms (so that agents that
+        // hear it together do not all release a chunk together).
         let up = FairRates {
             standard: 400.0,
             ..RATES
         };
-        let d = p.on_signal(
-            &fair(BackpressureLevel::Ok, 0.3, up),
-            t0 + Duration::from_millis(100),
-        );
-        assert!((d.scale - 0.8).abs() < 1e-12);
+        let heard = t0 + Duration::from_millis(100);
+        let d = p.on_signal(&fair(BackpressureLevel::Ok, 0.3, up), heard);
+        let wake = d.wake_at.unwrap_or(heard);
+        assert!(wake <= heard + RISE_SPREAD, "{d:?}");
+        if wake > heard {
+            assert!((d.scale - 0.5).abs() < 1e-12, "{d:?}");
+        }
+        let d = p.on_tick(wake);
+        assert!((d.scale - 0.8).abs() < 1e-12, "{d:?}");
         let mut critical = policy(Class::Critical, 1.0, 500.0);
         assert_eq!(
             critical

@@ -135,6 +135,27 @@ mod tests {
     }
 
     #[test]
+    fn the_worked_example_of_the_design_doc() {
+        let claims = [
+            claim(Class::Critical, 1.0, 300.0),
+            claim(Class::Standard, 3.0, 1_500.0),
+            claim(Class::Standard, 1.0, 1_500.0),
+            claim(Class::Bulk, 1.0, 5_000.0),
+        ];
+        let r = allocate(2_000.0, &claims);
+        assert_eq!(
+            r,
+            FairRates {
+                critical: 2_000.0,
+                standard: 425.0,
+                bulk: 0.0
+            }
+        );
+        let got: Vec<f64> = claims.iter().map(|c| allocation(&r, c)).collect();
+        assert_eq!(got, [300.0, 1_275.0, 425.0, 0.0]);
+    }
+
+    #[test]
     fn under_load_the_rate_leaves_room_for_growth_but_only_a_share() {
         let claims = [std(100.0), std(300.0)];
         let r = allocate(1_000.0, &claims);

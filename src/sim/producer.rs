@@ -151,8 +151,12 @@ async fn produce(
     let mut turn = plan.index;
     let mut rng = rng(&plan);
     loop {
-        let demand = plan.spec.factor_at(seconds(origin)) * plan.share;
-        if demand <= 0.0 {
+        let t = seconds(origin);
+        let present = plan
+            .present
+            .is_none_or(|(join, leave)| t >= join && t < leave);
+        let demand = plan.spec.factor_at(t) * plan.share;
+        if !present || demand <= 0.0 {
             // Nothing to do until the next load step; look again shortly.
             if idle(&counters, &stop).await {
                 return;

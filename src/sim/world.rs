@@ -260,7 +260,7 @@ fn start_producers(
                 policy,
                 feedback,
                 seed: scenario.seed,
-                present: None,
+                present: agents.presence(index),
             };
             let subscription = bus.subscribe(Interest::All);
             let target = Target::Stores(stores.to_vec());
@@ -292,13 +292,24 @@ async fn announce(
     let mut tick = interval(every);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let split = stores.len() as f64;
+    let origin = Instant::now();
+    let mut gone = vec![false; estimates.len()];
     for seq in 1.. {
         tokio::select! {
             _ = tick.tick() => {}
             () = stop.cancelled() => return,
         }
+        let t = origin.elapsed().as_secs_f64();
         for (i, estimate) in estimates.iter_mut().enumerate() {
             let d = estimate.sample(Instant::now());
+            let (joined, left) = spec
+                .presence(i)
+                .map_or((true, false), |(join, leave)| (t >= join, t >= leave));
+            // Not there yet, or already said goodbye.
+            if !joined || gone[i] {
+                continue;
+            }
+            gone[i] = left;
             let Ok(agent) = InstanceId::new(format!("agent-{i}")) else {
                 continue;
             };
@@ -308,6 +319,7 @@ async fn announce(
                     heartbeat_ms: u32::try_from(spec.demand_ms).unwrap_or(u32::MAX),
                     weight: spec.weight_of(i),
                     class: Some(spec.class_of(i).as_str().to_owned()),
+                    leaving: left,
                     ..DemandEvent::new(
                         store.coordinator_id().clone(),
                         agent.clone(),
