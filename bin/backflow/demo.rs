@@ -93,18 +93,29 @@ async fn run_nats(config: &DemoConfig, url: &str) -> Result<()> {
     let start = tokio::time::Instant::now();
     let report = demo::run_nats(config, url, &db, |e| {
         println!(
-            "{:>6.1}s  {}/{}  {:<4}  depth={}/{}  {}",
+            "{:>6.1}s  {}/{}  {:<4}  depth={}/{}  {}{}",
             start.elapsed().as_secs_f64(),
             e.coordinator_id,
             e.instance_id,
             e.level.as_str().to_uppercase(),
             e.queue_depth,
             e.capacity,
-            e.reason.as_deref().unwrap_or("")
+            e.reason.as_deref().unwrap_or(""),
+            e.fair_rates
+                .map(|r| format!("  fair standard={:.0}/s", r.standard))
+                .unwrap_or_default()
         );
     })
     .await?;
     let s = &report.store;
+    let elapsed = start.elapsed().as_secs_f64();
+    println!(
+        "\nsink utilization:  {:.1}% (rows written / ({:.0} rows/s x {elapsed:.1} s, the stop's drain included))\nqueue wait p50:    {:.0} ms\nqueue wait p99:    {:.0} ms",
+        s.stats.written as f64 / (config.sink_rate * elapsed) * 100.0,
+        config.sink_rate,
+        s.queue_wait_p50.as_secs_f64() * 1_000.0,
+        s.queue_wait_p99.as_secs_f64() * 1_000.0,
+    );
     println!(
         "\nstore: received {}, written {}, acked {}, dead-lettered {}, dropped {}, level changes {}, drained {}",
         s.received,

@@ -11,6 +11,7 @@ mod node;
 mod produce;
 mod publisher;
 mod stop;
+mod tell;
 
 use std::path::PathBuf;
 
@@ -25,6 +26,7 @@ use crate::rate::RateError;
 pub use config::{AgentConfig, AgentSetup, SourceConfig};
 pub use local::LocalAgent;
 pub use node::{Agent, run};
+pub use tell::{LocalDemand, tell_demand};
 
 /// Why the agent could not start.
 #[derive(Debug, thiserror::Error)]

@@ -69,7 +69,7 @@ impl FairRate {
 
     /// Rows per second the store may take at `now` with `depth` rows waiting, given its
     /// service rate `capacity`.
-    pub(crate) fn budget(&mut self, now: Instant, capacity: f64, depth: f64) -> f64 {
+    pub(crate) fn budget(&mut self, now: Instant, capacity: f64, depth: f64, demand: f64) -> f64 {
         let goal = capacity * self.target(capacity).as_secs_f64();
         let error = goal - depth;
         let dt = self
@@ -81,7 +81,11 @@ impl FairRate {
         // Integrate only near the target: a queue far above it (a start, a burst) is the
         // proportional term's to drain, and integrating it would wind the budget down for
         // long after.
-        if error.abs() <= goal {
+        // Nor while the agents want less than the budget: the queue is short because demand
+        // is, not because the estimate is low, and a wound-up budget would let them all
+        // overshoot when their demand rises.
+        let starved = demand >= capacity + error / self.tau + self.integral;
+        if error.abs() <= goal && (error < 0.0 || starved) {
             let pace = INTEGRAL_TIME.as_secs_f64() * self.tau;
             self.integral = (self.integral + error * dt / pace).clamp(-limit, limit);
         }
@@ -121,7 +125,8 @@ impl FairRate {
             self.last = None;
             return None;
         }
-        Some(allocate(self.budget(now, capacity, depth), &claims))
+        let demand = claims.iter().map(|c| c.demand).sum();
+        Some(allocate(self.budget(now, capacity, depth, demand), &claims))
     }
 }
 
@@ -148,11 +153,11 @@ mod tests {
         let mut f = FairRate::new(None, 100, ms(50), Some(ms(100)));
         let t0 = Instant::now();
         // At the target (100 rows at 2,000/s) the budget is the capacity.
-        assert!((f.budget(t0, 2_000.0, 100.0) - 2_000.0).abs() < 1e-9);
-        let long = f.budget(t0 + ms(100), 2_000.0, 500.0);
+        assert!((f.budget(t0, 2_000.0, 100.0, f64::INFINITY) - 2_000.0).abs() < 1e-9);
+        let long = f.budget(t0 + ms(100), 2_000.0, 500.0, f64::INFINITY);
         assert!(long < 1_000.0, "{long}");
         let mut g = FairRate::new(None, 100, ms(50), Some(ms(100)));
-        assert!(g.budget(t0, 2_000.0, 0.0) > 2_000.0);
+        assert!(g.budget(t0, 2_000.0, 0.0, f64::INFINITY) > 2_000.0);
     }
 
     #[tokio::test(start_paused = true)]
@@ -163,7 +168,7 @@ mod tests {
         let mut depth = 100.0f64;
         let mut t = Instant::now();
         for _ in 0..600 {
-            let b = f.budget(t, 1_800.0, depth);
+            let b = f.budget(t, 1_800.0, depth, f64::INFINITY);
             depth = (depth + (b - 2_000.0) * 0.1).max(0.0);
             t += ms(100);
         }

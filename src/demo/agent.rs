@@ -7,10 +7,12 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::DemoConfig;
-use crate::agent::LocalAgent;
+use crate::agent::demand::{Producer, ProducerCounts};
+use crate::agent::{LocalAgent, LocalDemand};
 use crate::bus::MemorySubscription;
 use crate::coordinator::WriteCoordinator;
-use crate::feedback::FeedbackConfig;
+use crate::event::InstanceId;
+use crate::feedback::{FairShareConfig, FeedbackConfig};
 use crate::rate::{ProviderConfig, RateError};
 
 const PROVIDER: &str = "demo";
@@ -20,6 +22,8 @@ const CHUNK: u32 = 50;
 pub(super) struct Agent {
     local: LocalAgent,
     producer: JoinHandle<()>,
+    /// What it produced, for the demand it tells the store.
+    pub(super) demand: LocalDemand,
 }
 
 impl Agent {
@@ -42,6 +46,17 @@ impl Agent {
             stop.clone(),
         )?;
         let rate = local.rate().clone();
+        let counts = Arc::new(ProducerCounts::default());
+        let demand = LocalDemand {
+            agent_id: InstanceId::new(format!("demo-agent-{index}"))
+                .unwrap_or_else(|_| InstanceId::generate()),
+            producer: Producer {
+                counts: counts.clone(),
+                base_rate: config.agent_rate,
+            },
+            share: FairShareConfig::default(),
+            presence: None,
+        };
         let producer = tokio::spawn(async move {
             let mut next = (index as u64) << 40;
             loop {
@@ -56,9 +71,15 @@ impl Agent {
                     }
                 }
                 offered.fetch_add(u64::from(CHUNK), Relaxed);
+                // Its source always has rows: it never waits for one.
+                counts.rows(u64::from(CHUNK), std::time::Duration::ZERO);
             }
         });
-        Ok(Self { local, producer })
+        Ok(Self {
+            local,
+            producer,
+            demand,
+        })
     }
 
     pub(super) fn scale(&self) -> f64 {

@@ -11,6 +11,7 @@ use std::time::Duration;
 use tokio::time::{Instant, MissedTickBehavior, interval};
 use tokio_util::sync::CancellationToken;
 
+use crate::agent::{AgentConfig, tell_demand};
 use crate::bus::{Interest, MemoryBus};
 use crate::coordinator::{
     CoordinatorConfig, MemorySink, NullSink, OverflowStrategy, Throttle, WriteCoordinator,
@@ -87,9 +88,17 @@ pub async fn run(
             }
         }
     }
+    // Agents tell the store their demand, as they do over the bus, so that fair shares work.
+    let telling = tokio::spawn(tell_demand(
+        agents.iter().map(|a| a.demand.clone()).collect(),
+        vec![store.clone()],
+        Duration::from_millis(AgentConfig::default().demand_interval_ms),
+        stop.clone(),
+    ));
     let started = Instant::now();
     let level_time = watch(&config, &store, &agents, &offered, on_progress).await;
     stop.cancel();
+    let _ = telling.await;
     let elapsed = started.elapsed();
     let written_in_window = store.stats().written;
     for a in agents {

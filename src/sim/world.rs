@@ -11,16 +11,15 @@ use tokio_util::sync::CancellationToken;
 use super::producer::{Plan, Producer, Target};
 use super::scenario::Scenario;
 use super::sink::SimSink;
-use super::spec::{AgentSpec, Window};
-use crate::agent::AgentConfig;
-use crate::agent::demand::{self, DemandEstimate};
+use super::spec::Window;
+use crate::agent::demand;
+use crate::agent::{LocalDemand, tell_demand};
 use crate::bus::{BusError, FeedbackPublisher, Interest, MemoryBus};
-use crate::clock::WallClock;
 use crate::coordinator::{
     CoordinatorConfig, MemorySink, OverflowStrategy, StatsSnapshot, Watermark, WriteCoordinator,
 };
-use crate::event::{BackpressureLevel, CoordinatorId, DemandEvent, FeedbackEvent, InstanceId};
-use crate::feedback::PolicyKind;
+use crate::event::{BackpressureLevel, CoordinatorId, FeedbackEvent, InstanceId};
+use crate::feedback::{FairShareConfig, PolicyKind};
 
 /// One point of a run's trace.
 #[derive(Debug, Clone, PartialEq)]
@@ -190,16 +189,28 @@ pub async fn run(scenario: &Scenario, policy: PolicyKind) -> Trace {
         .collect();
     let stop = CancellationToken::new();
     let producers = start_producers(scenario, policy, &stores, &bus, origin, &stop);
-    let announcing = tokio::spawn(announce(
-        scenario.agents.clone(),
-        producers
-            .iter()
-            .map(|p| demand::Producer {
+    let agents = &scenario.agents;
+    let told = producers
+        .iter()
+        .enumerate()
+        .map(|(i, p)| LocalDemand {
+            agent_id: InstanceId::new(format!("agent-{i}"))
+                .unwrap_or_else(|_| InstanceId::generate()),
+            producer: demand::Producer {
                 counts: p.counts.clone(),
                 base_rate: p.base_rate,
-            })
-            .collect(),
+            },
+            share: FairShareConfig {
+                class: agents.class_of(i),
+                weight: agents.weight_of(i),
+            },
+            presence: agents.presence(i),
+        })
+        .collect();
+    let announcing = tokio::spawn(tell_demand(
+        told,
         stores.clone(),
+        Duration::from_millis(agents.demand_ms),
         stop.clone(),
     ));
     let (samples, offered_at_warmup) = record(scenario, origin, &stores, &producers).await;
@@ -271,66 +282,6 @@ fn start_producers(
             }
         })
         .collect()
-}
-
-/// Tells every store each agent's demand every `demand_ms`, as agents do over the bus (their
-/// rows go round-robin to the stores, so each store gets its part), smoothed over the
-/// agents' default window.
-async fn announce(
-    spec: AgentSpec,
-    producers: Vec<demand::Producer>,
-    stores: Vec<WriteCoordinator<u64>>,
-    stop: CancellationToken,
-) {
-    let every = Duration::from_millis(spec.demand_ms);
-    let window = Duration::from_millis(AgentConfig::default().demand_window_ms);
-    let mut estimates: Vec<DemandEstimate> = producers
-        .into_iter()
-        .map(|p| DemandEstimate::new(vec![p], window))
-        .collect();
-    let wall = WallClock::new();
-    let mut tick = interval(every);
-    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let split = stores.len() as f64;
-    let origin = Instant::now();
-    let mut gone = vec![false; estimates.len()];
-    for seq in 1.. {
-        tokio::select! {
-            _ = tick.tick() => {}
-            () = stop.cancelled() => return,
-        }
-        let t = origin.elapsed().as_secs_f64();
-        for (i, estimate) in estimates.iter_mut().enumerate() {
-            let d = estimate.sample(Instant::now());
-            let (joined, left) = spec
-                .presence(i)
-                .map_or((true, false), |(join, leave)| (t >= join, t >= leave));
-            // Not there yet, or already said goodbye.
-            if !joined || gone[i] {
-                continue;
-            }
-            gone[i] = left;
-            let Ok(agent) = InstanceId::new(format!("agent-{i}")) else {
-                continue;
-            };
-            for store in &stores {
-                store.observe_demand(DemandEvent {
-                    timestamp_ms: wall.now_ms(),
-                    heartbeat_ms: u32::try_from(spec.demand_ms).unwrap_or(u32::MAX),
-                    weight: spec.weight_of(i),
-                    class: Some(spec.class_of(i).as_str().to_owned()),
-                    leaving: left,
-                    ..DemandEvent::new(
-                        store.coordinator_id().clone(),
-                        agent.clone(),
-                        seq,
-                        d.offered / split,
-                        d.granted / split,
-                    )
-                });
-            }
-        }
-    }
 }
 
 /// Samples the run every `sample_ms` until `duration_s`; returns the samples and the rows

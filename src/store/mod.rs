@@ -68,6 +68,10 @@ pub struct StoreReport {
     pub leaving_event_sent: bool,
     /// The write coordinator's counters.
     pub stats: StatsSnapshot,
+    /// Median time rows waited in the store's queue (after the pull, before their batch).
+    pub queue_wait_p50: std::time::Duration,
+    /// 99th percentile of the same.
+    pub queue_wait_p99: std::time::Duration,
     /// How the stop went against its bound.
     pub stop: StopSummary,
 }

@@ -60,6 +60,8 @@ impl Store {
             "Store stopping: draining."
         );
         self.feeding.cancel();
+        let queue_wait_p50 = self.coordinator.queue_wait_quantile(0.5);
+        let queue_wait_p99 = self.coordinator.queue_wait_quantile(0.99);
         let feeders = self.tasks;
         let aborts: Vec<_> = feeders.iter().map(|t| t.abort_handle()).collect();
         if progress
@@ -134,6 +136,8 @@ impl Store {
             acks_unsent,
             leaving_event_sent,
             stats,
+            queue_wait_p50,
+            queue_wait_p99,
             stop: progress.summary(),
         };
         tracing::info!(
