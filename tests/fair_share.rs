@@ -6,17 +6,16 @@ mod common;
 
 use std::time::Duration;
 
-use backflow::agent::{Agent, AgentSetup};
+use backflow::agent::Agent;
 use backflow::bus::FeedbackPublisher;
-use backflow::bus::nats::{NatsConnection, NatsOptions, NatsPublisher, ensure_state_stream};
+use backflow::bus::nats::NatsPublisher;
 use backflow::demo::{DemoConfig, run_nats};
 use backflow::event::BackpressureLevel::Ok as Fine;
 use backflow::event::{Class, FairRates, FeedbackEvent, encode_json};
 use backflow::feedback::{FairShareConfig, FeedbackConfig, PolicyKind};
-use backflow::metrics::MetricsConfig;
 use backflow::rate::ProviderConfig;
-use backflow::store::{WriteStreamConfig, ensure_write_stream};
 use common::nats::NatsServer;
+use common::node::{agent_node, store_side};
 use common::{event, within};
 use tokio::time::sleep;
 
@@ -25,43 +24,14 @@ const WAIT: Duration = Duration::from_secs(10);
 /// A real agent on the fair-share policy, class `standard` and weight 2, whose one provider
 /// has a base rate of 100 rows per second.
 async fn agent(server: &NatsServer) -> Agent {
-    let mut setup = AgentSetup {
-        nats: NatsOptions::for_url(server.url()),
-        metrics: MetricsConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
+    let feedback = FeedbackConfig {
+        fair_share: FairShareConfig {
+            class: Class::Standard,
+            weight: 2.0,
         },
-        feedback: FeedbackConfig {
-            provider_name: "p".into(),
-            fair_share: FairShareConfig {
-                class: Class::Standard,
-                weight: 2.0,
-            },
-            ..FeedbackConfig::with_policy(PolicyKind::FairShare)
-        },
-        ..AgentSetup::default()
+        ..FeedbackConfig::with_policy(PolicyKind::FairShare)
     };
-    setup.receiver.listen = "127.0.0.1:0".parse().unwrap();
-    setup.agent.http_receiver = true;
-    setup
-        .rate
-        .providers
-        .insert("p".into(), ProviderConfig::new(10, 100.0));
-    Agent::start(&setup).await.unwrap()
-}
-
-/// The write stream the agent needs, and the last-value stream when `keep`.
-async fn store_side(server: &NatsServer, keep: bool) -> NatsConnection {
-    let conn = NatsOptions::for_url(server.url())
-        .connect("test-store")
-        .await
-        .unwrap();
-    if keep {
-        ensure_state_stream(&conn).await.unwrap();
-    }
-    ensure_write_stream(&conn, &WriteStreamConfig::default())
-        .await
-        .unwrap();
-    conn
+    agent_node(server, feedback, ProviderConfig::new(10, 100.0)).await
 }
 
 /// An OK event of coordinator `default` with an empty queue granting `standard` rows per

@@ -7,60 +7,29 @@ mod common;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use backflow::agent::{Agent, AgentSetup};
+use backflow::agent::Agent;
 use backflow::bus::FeedbackPublisher;
-use backflow::bus::nats::{NatsConnection, NatsOptions, NatsPublisher, ensure_state_stream};
+use backflow::bus::nats::NatsPublisher;
 use backflow::event::BackpressureLevel::{Hard, Ok as Fine, Soft};
 use backflow::event::{FeedbackEvent, encode};
 use backflow::feedback::{FeedbackConfig, HandlerStats, PolicyKind};
 use backflow::fleet::Follow;
-use backflow::metrics::MetricsConfig;
 use backflow::rate::ProviderConfig;
-use backflow::store::{WriteStreamConfig, ensure_write_stream};
 use common::nats::NatsServer;
+use common::node::{agent_node, store_side};
 use common::{event, within};
 use tokio::time::sleep;
 
 const WAIT: Duration = Duration::from_secs(10);
 
-/// A real agent (NATS and `POST /feedback`) obeying the step policy for provider `p`, writing
-/// to coordinator `default`, following `follow` (empty: what it writes to).
+/// A real agent obeying the step policy for provider `p`, writing to coordinator `default`,
+/// following `follow` (empty: what it writes to).
 async fn agent(server: &NatsServer, follow: Vec<Follow>) -> Agent {
-    let mut setup = AgentSetup {
-        nats: NatsOptions::for_url(server.url()),
-        metrics: MetricsConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
-        },
-        feedback: FeedbackConfig {
-            provider_name: "p".into(),
-            coordinators: follow,
-            ..FeedbackConfig::with_policy(PolicyKind::Step)
-        },
-        ..AgentSetup::default()
+    let feedback = FeedbackConfig {
+        coordinators: follow,
+        ..FeedbackConfig::with_policy(PolicyKind::Step)
     };
-    setup.receiver.listen = "127.0.0.1:0".parse().unwrap();
-    setup.agent.http_receiver = true;
-    setup
-        .rate
-        .providers
-        .insert("p".into(), ProviderConfig::new(1, 1.0));
-    Agent::start(&setup).await.unwrap()
-}
-
-/// A store's connection: the write stream (the agent publishes its rows there) exists, and
-/// the last-value stream when `keep` (without it, events are live only).
-async fn store_side(server: &NatsServer, keep: bool) -> NatsConnection {
-    let conn = NatsOptions::for_url(server.url())
-        .connect("test-store")
-        .await
-        .unwrap();
-    if keep {
-        ensure_state_stream(&conn).await.unwrap();
-    }
-    ensure_write_stream(&conn, &WriteStreamConfig::default())
-        .await
-        .unwrap();
-    conn
+    agent_node(server, feedback, ProviderConfig::new(1, 1.0)).await
 }
 
 fn leaving(mut e: FeedbackEvent) -> FeedbackEvent {

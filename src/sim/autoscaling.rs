@@ -118,7 +118,7 @@ pub async fn run_fleet(
         let t = at.saturating_duration_since(origin).as_secs_f64();
         fleet.tick(at);
         if at >= next_demand {
-            meters.publish(&producers, &bridge, at, t);
+            meters.publish(&producers, &bridge, &fleet, at, t);
             next_demand = at + DEMAND_EVERY;
         }
         if at >= next_scale {
@@ -251,9 +251,17 @@ impl Meters {
         }
     }
 
-    /// Samples every present agent's demand and hands it to the bridge; an agent that left
+    /// Samples every present agent's demand and hands it to the bridge and to every running
+    /// replica (each hears the coordinator's whole demand, as on the bus); an agent that left
     /// says so once.
-    fn publish(&mut self, producers: &[Producer], bridge: &Bridge, now: Instant, t: f64) {
+    fn publish(
+        &mut self,
+        producers: &[Producer],
+        bridge: &Bridge,
+        fleet: &Fleet,
+        now: Instant,
+        t: f64,
+    ) {
         let wall = WallClock::new();
         for (i, p) in producers.iter().enumerate() {
             let (joined, left) = match p.present {
@@ -275,6 +283,9 @@ impl Meters {
                 leaving: left,
                 ..DemandEvent::new(CoordinatorId::default(), agent, seq, d.offered, d.granted)
             };
+            for replica in fleet.coordinators() {
+                replica.observe_demand(event.clone());
+            }
             lock(bridge).observe_demand(event, now);
         }
     }

@@ -143,6 +143,7 @@ pub mod sink {
 
 pub mod agent;
 pub mod nats;
+pub mod node;
 
 pub mod probe;
 pub mod prometheus;
