@@ -7,7 +7,11 @@ use std::time::Duration;
 
 use backflow::clock::WallClock;
 use backflow::event::BackpressureLevel::{self, Hard, Ok as Fine, Soft};
-use backflow::feedback::{Decision, FeedbackHandler, Policy, StepPolicy};
+use backflow::event::{FairRates, FeedbackEvent};
+use backflow::feedback::{
+    Decision, FairShareConfig, FairSharePolicy, FeedbackHandler, Policy, ProportionalConfig,
+    StepPolicy,
+};
 use backflow::fleet::{Fallback, FleetConfig, Observed, Signal};
 use backflow::rate::{ProviderConfig, RateCoordinator, RateError};
 use common::event;
@@ -442,4 +446,50 @@ async fn after_an_outage_scales_rise_no_faster_than_the_ramp_and_spread_by_jitte
     let latest = back_at.iter().copied().fold(0.0, f64::max);
     assert!(latest - earliest >= 0.05, "rises at {back_at:?}");
     assert!(earliest >= 8.0, "each waits a dwell first: {back_at:?}");
+}
+
+fn fair(mut e: FeedbackEvent, standard: f64) -> FeedbackEvent {
+    e.fair_rates = Some(FairRates {
+        critical: 0.0,
+        standard,
+        bulk: 0.0,
+    });
+    e
+}
+
+#[tokio::test(start_paused = true)]
+async fn fair_rates_of_one_coordinators_instances_add_up_and_missing_ones_fall_back() {
+    let r = rate();
+    let policy = FairSharePolicy::new(FairShareConfig::default(), ProportionalConfig::default(), 1);
+    let mut h = FeedbackHandler::new(
+        r.clone(),
+        ["ibkr"],
+        Box::new(policy),
+        FleetConfig::default(),
+    )
+    .unwrap();
+    // 20 rows/s of a base of 100: 0.2, at once (a fall), although the queue is empty.
+    h.handle(fair(event("default", "a", 1, Fine, 0, 1000), 20.0));
+    assert_eq!(r.scale("ibkr"), Ok(0.2));
+    assert_eq!(h.signal().fair.map(|f| f.standard), Some(20.0));
+    // A second instance of the same coordinator grants 30 more: the agent may send 50 (a rise,
+    // taken within 50 ms).
+    h.handle(fair(event("default", "b", 1, Fine, 0, 1000), 30.0));
+    assert_eq!(h.signal().fair.map(|f| f.standard), Some(50.0));
+    run_until(&mut h, Instant::now() + Duration::from_millis(60)).await;
+    assert_eq!(r.scale("ibkr"), Ok(0.5));
+    // An instance without fair rates (an older store): the sum would be wrong, so the policy
+    // steers by depth, which with every queue empty allows the full rate.
+    h.handle(event("default", "c", 1, Fine, 0, 1000));
+    assert_eq!(h.signal().fair, None);
+    assert_eq!(r.scale("ibkr"), Ok(1.0));
+    // It leaves: the rates add up again, and the fall to them is at once.
+    let mut bye = event("default", "c", 2, Fine, 0, 1000);
+    bye.leaving = true;
+    h.handle(bye);
+    assert_eq!(r.scale("ibkr"), Ok(0.5));
+    // A second coordinator: rates of different stores divide different budgets.
+    h.handle(fair(event("other", "x", 1, Fine, 0, 1000), 10.0));
+    assert_eq!(h.signal().fair, None);
+    assert_eq!(r.scale("ibkr"), Ok(1.0));
 }
