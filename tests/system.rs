@@ -215,7 +215,11 @@ async fn every_documented_environment_variable_at_once_starts_each_binary() {
         var("BACKFLOW_BRIDGE__PUBLISH_INTERVAL_MS", "200"),
         var("MDS_CAPACITY", "600"),
         var("MDS_HEARTBEAT_INTERVAL_MS", "200"),
+        var("MDS_SOJOURN_TARGET_MS", "30"),
         var("MDP_FB_PROVIDER_NAME", "feed"),
+        var("MDP_FB_POLICY", "fair_share"),
+        var("MDP_FB_FAIR_SHARE__CLASS", "bulk"),
+        var("MDP_FB_FAIR_SHARE__WEIGHT", "2.5"),
         var("MDP_RATE_FEED_REFILL_RATE", "400"),
     ];
     let store = Proc::start_with_env(STORE, "store", &env, rig.dir.path());
