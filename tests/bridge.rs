@@ -9,7 +9,8 @@ use backflow::bridge::{Bridge, BridgeConfig, BridgeSetup};
 use backflow::bus::FeedbackPublisher;
 use backflow::bus::nats::{NatsConnection, NatsOptions, NatsPublisher, ensure_state_stream};
 use backflow::event::{
-    BackpressureLevel, CoordinatorId, DemandEvent, FeedbackEvent, InstanceId, encode_demand,
+    BackpressureLevel, CoordinatorId, DemandEvent, FairRates, FeedbackEvent, InstanceId,
+    encode_demand,
 };
 use backflow::fleet::FleetConfig;
 use backflow::metrics::MetricsConfig;
@@ -354,6 +355,11 @@ async fn demand_the_fast_loop_holds_back_becomes_the_replicas_it_needs() {
                 250,
             );
             store.service_rate = Some(2_000.0);
+            store.fair_rates = Some(FairRates {
+                critical: 2_000.0,
+                standard: 1_000.0,
+                bulk: 0.0,
+            });
             NatsPublisher::new(&conn).publish(&store).await.unwrap();
             for agent in ["agent-1", "agent-2"] {
                 let payload = encode_demand(&demand(agent, seq, 3_000.0, 1_000.0));
@@ -385,12 +391,26 @@ async fn demand_the_fast_loop_holds_back_becomes_the_replicas_it_needs() {
         one(&e, "coordinator_replica_capacity_rows_per_second", "a"),
         Some(2_000.0)
     );
+    // The fair rates the store grants, per class.
+    let fair = |class: &str| {
+        e.find(
+            "coordinator_fair_rate_rows_per_second",
+            &[("coordinator_id", "a"), ("class", class)],
+        )
+        .first()
+        .map(|s| s.value)
+    };
+    assert_eq!(
+        [fair("critical"), fair("standard"), fair("bulk")],
+        [Some(2_000.0), Some(1_000.0), Some(0.0)]
+    );
     // ceil(6000 × 1.25 / 2000 + 1200 / (2000 × 60)) = ceil(3.76) = 4, though the queue is short.
     assert_eq!(one(&e, "coordinator_desired_replicas", "a"), Some(4.0));
     let (_, body) = get(&bridge, "/api/v1/coordinators/a").await;
     let a: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(a["desired_replicas"], 4);
     assert_eq!(a["scaling"]["headroom"], 1.25);
+    assert_eq!(a["fair_rates"]["standard"], 1_000.0);
     assert!(
         a["scaling"]["formula"].as_str().unwrap().ends_with("= 4"),
         "{a}"

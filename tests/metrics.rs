@@ -209,6 +209,11 @@ const PINNED: &[(&str, &str, &[&str])] = &[
         "gauge",
         &["coordinator_id"],
     ),
+    (
+        "coordinator_fair_rate_rows_per_second",
+        "gauge",
+        &["class", "coordinator_id"],
+    ),
     ("coordinator_desired_replicas", "gauge", &["coordinator_id"]),
     ("backflow_bridge_published_total", "counter", &[]),
     ("backflow_bridge_publish_errors_total", "counter", &[]),
@@ -308,6 +313,7 @@ async fn everything() -> (Metrics, CancellationToken) {
     let mut fleet = FleetState::new(FleetConfig::bridge(), WallClock::new());
     let mut measured = event("default", "pod-1", 1, BackpressureLevel::Hard, 90, 100);
     measured.service_rate = Some(2_000.0);
+    measured.fair_rates = Some(backflow::event::FairRates::default());
     fleet.observe(measured, Instant::now());
     fleet.set_consumer_lag(&CoordinatorId::default(), Some(7));
     metrics

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use super::lag::lock;
 use super::state::{BridgeStats, FleetState};
-use crate::event::BackpressureLevel;
+use crate::event::{BackpressureLevel, Class};
 use crate::fleet::CoordinatorView;
 use crate::telemetry::{self as t, Probe, Readings};
 
@@ -68,6 +68,19 @@ fn read_view(v: &CoordinatorView, out: &mut Readings) {
             &label,
             capacity,
         );
+    }
+    if let Some(rates) = v.fair_rates {
+        for class in Class::ALL {
+            let labels = [
+                ("coordinator_id", v.coordinator_id.as_str()),
+                ("class", class.as_str()),
+            ];
+            out.set(
+                &t::COORDINATOR_FAIR_RATE_ROWS_PER_SECOND,
+                &labels,
+                rates.get(class),
+            );
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::{DemandTotals, Scaling, ScalingConfig};
-use crate::event::{BackpressureLevel, CoordinatorId, FeedbackEvent};
+use crate::event::{BackpressureLevel, CoordinatorId, FairRates, FeedbackEvent};
 
 /// One coordinator as the bridge sees it: what `/metrics`, the JSON API and the bus
 /// republish all show.
@@ -49,6 +49,9 @@ pub struct CoordinatorView {
     /// Rows per second one replica writes while busy (the mean of the live instances'
     /// measured service rates), when any has been measured.
     pub replica_capacity_rows_per_second: Option<f64>,
+    /// The fair rates the live instances grant, summed, when every live instance publishes
+    /// them.
+    pub fair_rates: Option<FairRates>,
     /// Replicas the demand needs ([`Scaling::compute`]).
     pub desired_replicas: u64,
     /// How `desired_replicas` was computed, with its inputs.
@@ -65,6 +68,8 @@ impl CoordinatorView {
     ) -> Option<Self> {
         let mut view: Option<Self> = None;
         let (mut rates, mut measured) = (0.0, 0u32);
+        // The sum of the live instances' fair rates, or `None` once one has none.
+        let mut fair = Some(FairRates::default());
         for (e, silent) in instances {
             let v = view.get_or_insert_with(|| Self {
                 coordinator_id: coordinator_id.clone(),
@@ -85,12 +90,22 @@ impl CoordinatorView {
                 granted_rows_per_second: 0.0,
                 unserved_rows_per_second: 0.0,
                 replica_capacity_rows_per_second: None,
+                fair_rates: None,
                 desired_replicas: 0,
                 scaling: Scaling::compute(&ScalingConfig::default(), 0.0, 0, None, 0),
             });
             if let (Some(rate), false) = (e.service_rate, silent) {
                 rates += rate;
                 measured += 1;
+            }
+            if !silent {
+                fair = match (fair, e.fair_rates) {
+                    (Some(mut sum), Some(r)) => {
+                        sum.add(&r, 1.0);
+                        Some(sum)
+                    }
+                    _ => None,
+                };
             }
             v.level = v.level.max(e.level);
             v.queue_depth = v.queue_depth.max(e.queue_depth);
@@ -108,6 +123,7 @@ impl CoordinatorView {
             v.backlog = v.consumer_lag.unwrap_or(v.fleet_queue_depth);
             v.replica_capacity_rows_per_second =
                 (measured > 0).then(|| rates / f64::from(measured));
+            v.fair_rates = fair.filter(|_| v.instances > v.silent_instances);
             v
         })
     }

@@ -79,6 +79,7 @@ use MetricKind::{Counter, Gauge, Histogram};
 
 const COORD: &[&str] = &["coordinator_id"];
 const COORD_REASON: &[&str] = &["coordinator_id", "reason"];
+const COORD_CLASS: &[&str] = &["coordinator_id", "class"];
 const PROVIDER: &[&str] = &["provider"];
 
 /// `coordinator_queue_depth{coordinator_id}`.
@@ -491,6 +492,14 @@ pub const COORDINATOR_REPLICA_CAPACITY_ROWS_PER_SECOND: MetricInfo = m(
     Bridge,
     "Rows per second one store replica writes while busy (the mean of the live replicas' measured service rates); absent until measured.",
 );
+/// `coordinator_fair_rate_rows_per_second`.
+pub const COORDINATOR_FAIR_RATE_ROWS_PER_SECOND: MetricInfo = m(
+    "coordinator_fair_rate_rows_per_second",
+    Gauge,
+    COORD_CLASS,
+    Bridge,
+    "Rows per second per unit of weight the coordinator's live instances grant agents of each priority class (the sum of their fair rates); absent while any live instance publishes none.",
+);
 /// `coordinator_desired_replicas`.
 pub const COORDINATOR_DESIRED_REPLICAS: MetricInfo = m(
     "coordinator_desired_replicas",
@@ -581,6 +590,7 @@ pub const CATALOG: &[MetricInfo] = &[
     COORDINATOR_GRANTED_ROWS_PER_SECOND,
     COORDINATOR_UNSERVED_ROWS_PER_SECOND,
     COORDINATOR_REPLICA_CAPACITY_ROWS_PER_SECOND,
+    COORDINATOR_FAIR_RATE_ROWS_PER_SECOND,
     COORDINATOR_DESIRED_REPLICAS,
     // Bridge: its own work.
     BRIDGE_PUBLISHED_TOTAL,
