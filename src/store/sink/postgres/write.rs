@@ -13,10 +13,10 @@ use crate::market::Bar;
 
 /// How batches are written (`store.sink.mode`).
 ///
-/// `insert` is the default because it measured as fast as `copy` from 5,000-row batches up
-/// and about twice as fast at 500 (`benches/pipeline.rs`, docs/performance.md): the upsert
-/// from the staging table is the same work either way, and `copy` adds a round trip and
-/// emptying the staging table at every commit.
+/// `insert` is the default: the two measured level within the noise at 500- and 5,000-row
+/// batches (`benches/pipeline.rs`, docs/performance.md), and `insert` took about half the
+/// client CPU; the upsert from the staging table is the same work on the server as the one
+/// from arrays, and `copy` adds a round trip and emptying the staging table at every commit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PostgresMode {
