@@ -1,6 +1,7 @@
 //! PostgreSQL sink: a small pool of connections, each writing whole batches by binary `COPY`
 //! into a staging table and one upsert (or one array upsert), over TLS as `sslmode` asks.
 
+mod sslmode;
 mod tls;
 mod write;
 
@@ -15,7 +16,8 @@ use tokio_postgres::{Client, Config, NoTls};
 
 pub use write::PostgresMode;
 
-use self::tls::{MakeRustls, SslParams};
+use self::sslmode::SslParams;
+use self::tls::MakeRustls;
 use self::write::Session;
 use super::{SinkSetupError, dedup, valid_table};
 use crate::coordinator::{Sink, SinkError};
