@@ -103,6 +103,16 @@ impl StoreConfig {
             ("backlog_poll_ms", self.backlog_poll_ms),
             ("stream.replicas", self.stream.replicas as u64),
         ])?;
+        if let SinkConfig::Postgres {
+            connections: Some(0),
+            ..
+        } = self.sink
+        {
+            return Err(InvalidSetting::new(
+                "sink.connections",
+                "must be at least 1",
+            ));
+        }
         if !(self.throttle.rows_per_sec >= 0.0 && self.throttle.rows_per_sec.is_finite()) {
             return Err(InvalidSetting::new("throttle.rows_per_sec", "must be >= 0"));
         }

@@ -226,7 +226,8 @@ async fn start_coordinator(
     deferred: Arc<DeferredAcks>,
 ) -> Result<WriteCoordinator<Pending>, StoreError> {
     let config = &setup.store;
-    let sink = build_sink::<Pending>(&config.sink, &config.throttle).await?;
+    let sink =
+        build_sink::<Pending>(&config.sink, &config.throttle, setup.coordinator.workers).await?;
     let coordinator = WriteCoordinator::builder(
         setup.coordinator.clone(),
         Arc::new(Acking {

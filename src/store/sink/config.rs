@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{PostgresSink, SqliteSink};
+use super::{PostgresMode, PostgresOptions, PostgresSink, SqliteSink};
 use crate::coordinator::{Outage, Sink, Throttle};
 use crate::market::Bar;
 
@@ -25,11 +25,19 @@ pub enum SinkConfig {
     },
     /// A PostgreSQL server.
     Postgres {
-        /// Connection string (`host=... user=... dbname=...` or `postgres://...`).
+        /// Connection string (`host=... user=... dbname=...` or `postgres://...`), with
+        /// `sslmode` (`disable`, `prefer`, `require`, `verify-ca`, `verify-full`) and
+        /// `sslrootcert` as libpq reads them.
         url: String,
         /// The table (default `bars`).
         #[serde(default = "default_table")]
         table: String,
+        /// How batches are written (default `insert`).
+        #[serde(default)]
+        mode: PostgresMode,
+        /// Connections in the pool (default: one per coordinator worker).
+        #[serde(default)]
+        connections: Option<usize>,
     },
 }
 
@@ -86,10 +94,13 @@ pub enum SinkSetupError {
     Database(String),
 }
 
-/// Opens the configured database (creating the table) behind the configured throttle.
+/// Opens the configured database (creating the table) behind the configured throttle;
+/// `workers` (the coordinator's concurrent writers) sizes a PostgreSQL pool not sized in
+/// `sink`.
 pub async fn build_sink<T: Borrow<Bar> + Send + Sync + 'static>(
     sink: &SinkConfig,
     throttle: &ThrottleConfig,
+    workers: usize,
 ) -> Result<Arc<dyn Sink<T>>, SinkSetupError> {
     if !(throttle.rows_per_sec >= 0.0 && throttle.rows_per_sec.is_finite()) {
         return Err(SinkSetupError::Config(
@@ -98,8 +109,20 @@ pub async fn build_sink<T: Borrow<Bar> + Send + Sync + 'static>(
     }
     Ok(match sink {
         SinkConfig::Sqlite { path, table } => throttled(SqliteSink::open(path, table)?, throttle),
-        SinkConfig::Postgres { url, table } => {
-            throttled(PostgresSink::connect(url, table).await?, throttle)
+        SinkConfig::Postgres {
+            url,
+            table,
+            mode,
+            connections,
+        } => {
+            let options = PostgresOptions {
+                mode: *mode,
+                connections: connections.unwrap_or(workers.max(1)),
+            };
+            throttled(
+                PostgresSink::connect_with(url, table, options).await?,
+                throttle,
+            )
         }
     })
 }
@@ -126,4 +149,38 @@ pub(crate) fn throttle_of<S>(inner: S, config: &ThrottleConfig) -> Throttle<S> {
         });
     }
     t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postgres_mode_and_pool_size_are_read_and_bad_modes_named() {
+        let sink: SinkConfig =
+            serde_yaml_ng::from_str("{kind: postgres, url: 'host=db', mode: copy, connections: 3}")
+                .unwrap();
+        assert_eq!(
+            sink,
+            SinkConfig::Postgres {
+                url: "host=db".into(),
+                table: "bars".into(),
+                mode: PostgresMode::Copy,
+                connections: Some(3),
+            }
+        );
+        let sink: SinkConfig = serde_yaml_ng::from_str("{kind: postgres, url: 'host=db'}").unwrap();
+        assert!(matches!(
+            sink,
+            SinkConfig::Postgres {
+                mode: PostgresMode::Insert,
+                connections: None,
+                ..
+            }
+        ));
+        let err = serde_yaml_ng::from_str::<SinkConfig>("{kind: postgres, url: x, mode: bulk}")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown variant `bulk`"), "{err}");
+    }
 }

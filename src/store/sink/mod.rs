@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 pub(crate) use config::throttle_of;
 pub use config::{OutageConfig, SinkConfig, SinkSetupError, ThrottleConfig, build_sink};
-pub use postgres::PostgresSink;
+pub use postgres::{PostgresMode, PostgresOptions, PostgresSink};
 pub use sqlite::SqliteSink;
 
 use crate::market::Bar;
