@@ -12,69 +12,97 @@ use backflow::feedback::{FeedbackHandler, StepPolicy};
 use backflow::fleet::{Fallback, FleetConfig};
 use backflow::rate::{ProviderConfig, RateCoordinator};
 use futures_util::StreamExt;
+use futures_util::stream;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout};
 
+/// Connections opened at once. One at a time, every agent waits in turn for its handshake,
+/// its subscription's round trip and its last-value read; a few dozen in flight keep the
+/// servers and this process busy without making handshakes queue past the connect timeout.
+const CONNECTING: usize = 64;
+
 pub async fn connect(url: &str, name: &str) -> NatsConnection {
-    NatsOptions::for_url(url)
-        .connect(name)
+    NatsOptions {
+        // A loaded 2-core machine accepting thousands of connections can be slower than the
+        // 2 s a service allows itself.
+        connect_timeout_ms: 20_000,
+        ..NatsOptions::for_url(url)
+    }
+    .connect(name)
+    .await
+    .unwrap_or_else(|e| panic!("{name} cannot connect to {url}: {e}"))
+}
+
+/// Connection `i`'s server: `urls` is one URL or several separated by commas (the nodes of a
+/// cluster), dealt round-robin.
+fn url_of(urls: &str, i: usize) -> &str {
+    let n = urls.split(',').count();
+    urls.split(',').nth(i % n).unwrap_or(urls)
+}
+
+/// `n` plain subscribers to `bench.bare` on their own connections (spread over the
+/// comma-separated `urls`), each reporting when a message arrives.
+pub async fn bare_subscribers(urls: &str, n: usize) -> mpsc::UnboundedReceiver<Instant> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    stream::iter(0..n)
+        .for_each_concurrent(CONNECTING, |i| {
+            bare_subscriber(url_of(urls, i), i, tx.clone())
+        })
+        .await;
+    rx
+}
+
+async fn bare_subscriber(url: &str, i: usize, tx: mpsc::UnboundedSender<Instant>) {
+    let conn = connect(url, &format!("bare-{i}")).await;
+    let mut sub = conn
+        .client
+        .subscribe("bench.bare")
         .await
-        .expect("nats connects")
+        .unwrap_or_else(|e| panic!("bare-{i} cannot subscribe: {e}"));
+    conn.client
+        .flush()
+        .await
+        .unwrap_or_else(|e| panic!("bare-{i} cannot flush: {e}"));
+    tokio::spawn(async move {
+        let _keep = conn;
+        while sub.next().await.is_some() {
+            let _ = tx.send(Instant::now());
+        }
+    });
 }
 
-/// `n` plain subscribers to `bench.bare` on their own connections, each reporting when a
-/// message arrives.
-pub async fn bare_subscribers(url: &str, n: usize) -> mpsc::UnboundedReceiver<Instant> {
+/// `n` agents on their own connections (spread over the comma-separated `urls`; subscriber →
+/// step-policy handler → rate coordinator), each reporting when its scale changes.
+pub async fn agents(urls: &str, n: usize) -> mpsc::UnboundedReceiver<Instant> {
     let (tx, rx) = mpsc::unbounded_channel();
-    for i in 0..n {
-        let conn = connect(url, &format!("bare-{i}")).await;
-        let mut sub = conn
-            .client
-            .subscribe("bench.bare")
-            .await
-            .expect("subscribe");
-        conn.client.flush().await.expect("flush");
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            let _keep = conn;
-            while sub.next().await.is_some() {
-                let _ = tx.send(Instant::now());
-            }
-        });
-    }
+    stream::iter(0..n)
+        .for_each_concurrent(CONNECTING, |i| agent(url_of(urls, i), i, tx.clone()))
+        .await;
     rx
 }
 
-/// `n` agents on their own connections (subscriber → step-policy handler → rate
-/// coordinator), each reporting when its scale changes.
-pub async fn agents(url: &str, n: usize) -> mpsc::UnboundedReceiver<Instant> {
-    let (tx, rx) = mpsc::unbounded_channel();
-    for i in 0..n {
-        let conn = connect(url, &format!("agent-{i}")).await;
-        let rate = RateCoordinator::new();
-        rate.register_provider("p", ProviderConfig::new(10, 10.0))
-            .expect("provider");
-        let (sub, _) = NatsSubscriber::start(&conn, Interest::All)
-            .await
-            .expect("subscribe");
-        let fleet = FleetConfig {
-            fallback: Fallback::HoldLast,
-            ..FleetConfig::default()
-        };
-        let handler =
-            FeedbackHandler::new(rate.clone(), ["p"], Box::new(StepPolicy::default()), fleet)
-                .expect("handler");
-        tokio::spawn(handler.run(sub, std::future::pending::<()>()));
-        let mut scale = rate.watch_scale("p").expect("watch");
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            let _keep = (conn, rate);
-            while scale.changed().await.is_ok() {
-                let _ = tx.send(Instant::now());
-            }
-        });
-    }
-    rx
+async fn agent(url: &str, i: usize, tx: mpsc::UnboundedSender<Instant>) {
+    let conn = connect(url, &format!("agent-{i}")).await;
+    let rate = RateCoordinator::new();
+    rate.register_provider("p", ProviderConfig::new(10, 10.0))
+        .expect("provider");
+    let (sub, _) = NatsSubscriber::start(&conn, Interest::All)
+        .await
+        .unwrap_or_else(|e| panic!("agent-{i} cannot subscribe: {e}"));
+    let fleet = FleetConfig {
+        fallback: Fallback::HoldLast,
+        ..FleetConfig::default()
+    };
+    let handler = FeedbackHandler::new(rate.clone(), ["p"], Box::new(StepPolicy::default()), fleet)
+        .expect("handler");
+    tokio::spawn(handler.run(sub, std::future::pending::<()>()));
+    let mut scale = rate.watch_scale("p").expect("watch");
+    tokio::spawn(async move {
+        let _keep = (conn, rate);
+        while scale.changed().await.is_ok() {
+            let _ = tx.send(Instant::now());
+        }
+    });
 }
 
 /// A store (capacity 100, no heartbeat) publishing on NATS as `instance`, whose level the
@@ -87,7 +115,7 @@ pub async fn toggling_store(url: &str, instance: &str) -> (WriteCoordinator<u64>
         CoordinatorConfig {
             capacity: 100,
             heartbeat_interval_ms: 0,
-            instance_id: Some(id.clone()),
+            instance_id: Some(id),
             ..CoordinatorConfig::default()
         },
         Arc::new(NullSink),
@@ -95,17 +123,22 @@ pub async fn toggling_store(url: &str, instance: &str) -> (WriteCoordinator<u64>
     .publisher(Arc::new(NatsPublisher::new(&conn)))
     .start()
     .expect("store");
-    let payload = encode(&FeedbackEvent::new(
+    (store, hard_event(instance))
+}
+
+/// The encoded HARD event `instance` publishes at 90 of 100: the bare baseline's payload, so
+/// that both paths carry the same bytes.
+pub fn hard_event(instance: &str) -> Vec<u8> {
+    encode(&FeedbackEvent::new(
         CoordinatorId::default(),
-        id,
+        InstanceId::new(instance).expect("id"),
         1,
         1,
         1,
         BackpressureLevel::Hard,
         90,
         100,
-    ));
-    (store, payload)
+    ))
 }
 
 /// Receives `n` reports and appends each one's delay after `t0` to `out`.
