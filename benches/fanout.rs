@@ -2,7 +2,8 @@
 //! connection, subscriber, feedback handler and rate coordinator) apply it. Reports the time
 //! until *all* agents applied a change (p50/p99/max over rounds) beside the bare async-nats
 //! publish until all of as many plain subscriber connections received it, alternating round
-//! by round, and the memory each connection costs, in the client and in the servers.
+//! by round, the memory each connection costs, in the client and in the servers, and the CPU
+//! time each side's process spends per round.
 //!
 //! `cargo bench --bench fanout`: 1,000 agents on one server it starts (AGENTS=<n>,
 //! ROUNDS=<n> change the defaults 1000 and 200). With CLUSTER=1 it starts the 3-node cluster
@@ -31,7 +32,7 @@ use std::time::Duration;
 
 use listeners::quantile;
 use nats::NatsServer;
-use process::{OpenFiles, raise_open_files, rss_of};
+use process::{OpenFiles, cpu_time, raise_open_files, rss_of};
 use sides::{Kind, Side};
 
 const WARMUP: usize = 10;
@@ -132,6 +133,13 @@ fn main() {
         bare.ready.connecting.as_secs_f64(),
         agents.ready.connecting.as_secs_f64()
     );
+    // CPU time during the rounds says where the agents' extra time goes: each side process
+    // is idle while the other side's round runs, the servers serve both.
+    let cpu = |sides: [&Side; 2]| {
+        let servers: Duration = servers.iter().map(|s| cpu_time(s.pid())).sum();
+        (cpu_time(sides[0].pid()), cpu_time(sides[1].pid()), servers)
+    };
+    let cpu_before = cpu([&bare, &agents]);
     let (mut bare_all, mut fed_all) = (vec![], vec![]);
     for round in 0..WARMUP + rounds {
         let b = bare.round();
@@ -141,6 +149,7 @@ fn main() {
             fed_all.push(f);
         }
     }
+    let cpu_after = cpu([&bare, &agents]);
     bare_all.sort_unstable();
     fed_all.sort_unstable();
     println!();
@@ -161,6 +170,17 @@ fn main() {
             quantile(v, 0.99).as_secs_f64() / bare_p99
         );
     }
+    let per_round = |after: Duration, before: Duration| {
+        ms(after.saturating_sub(before) / (WARMUP + rounds) as u32)
+    };
+    println!();
+    println!(
+        "CPU time per round (user + system, 10 ms ticks): bare side {} ms, agents side {} ms; \
+         servers {} ms per pair of rounds",
+        per_round(cpu_after.0, cpu_before.0),
+        per_round(cpu_after.1, cpu_before.1),
+        per_round(cpu_after.2, cpu_before.2)
+    );
     let (b, a) = (bare.ready, agents.ready);
     let bare_client = b.rss_after.saturating_sub(b.rss_before);
     let agent_client = a.rss_after.saturating_sub(a.rss_before);

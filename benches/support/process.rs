@@ -1,6 +1,8 @@
 //! Process figures the scale benches report: resident memory from `/proc` and the open-file
 //! limit, raised as far as the machine allows.
 
+use std::time::Duration;
+
 use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
 
 /// A `/proc/<pid>/status` figure in KiB (`VmRSS:`, `VmHWM:`); `None` when the process is gone.
@@ -19,6 +21,23 @@ pub fn rss_kib() -> u64 {
 /// VmRSS of process `pid`, KiB (0 when it is gone).
 pub fn rss_of(pid: u32) -> u64 {
     status_kib(&pid.to_string(), "VmRSS:").unwrap_or(0)
+}
+
+/// CPU time (user + system, every thread) process `pid` has used so far; zero when it is gone.
+/// `/proc/<pid>/stat` counts it in USER_HZ ticks, which Linux fixes at 100 per second.
+pub fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The command name may hold spaces and parentheses: fields are counted after its last ')',
+    // where field 3 (state) comes first, so utime (14) and stime (15) are the 12th and 13th.
+    let fields: Vec<u64> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    Duration::from_millis(fields.iter().sum::<u64>() * 10)
 }
 
 /// The open-file limit before and after raising the soft limit to the hard one.

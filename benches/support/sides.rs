@@ -112,6 +112,11 @@ impl Side {
         }
     }
 
+    /// The side's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     fn answer(&mut self) -> String {
         let mut line = String::new();
         match self.stdout.read_line(&mut line) {
