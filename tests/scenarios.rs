@@ -79,6 +79,11 @@ scenarios! {
     two_coordinators => "two-coordinators.yaml",
     silent_coordinator => "silent-coordinator.yaml",
     the_demo_setting => "demo-2x.yaml",
+    fair_shares_serve_small_demands_whole => "fair-unequal.yaml",
+    fair_shares_serve_critical_before_bulk => "fair-priority.yaml",
+    fair_shares_follow_weights => "fair-weights.yaml",
+    fair_shares_settle_a_step_within_two_heartbeats => "fair-step-1.4x.yaml",
+    fair_shares_with_slow_and_late_feedback => "fair-slow-feedback.yaml",
     ;
     autoscale_on_demand_steps => "autoscale-steps.yaml",
     autoscale_to_five_times_sustained => "autoscale-5x.yaml",

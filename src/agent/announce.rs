@@ -11,6 +11,7 @@ use crate::bus::nats::NatsConnection;
 use crate::clock::WallClock;
 use crate::error::Chain;
 use crate::event::{CoordinatorId, DemandEvent, InstanceId, encode_demand};
+use crate::feedback::FairShareConfig;
 
 /// Longest wait for the last (`leaving`) event at stop: the broker may be gone.
 pub(super) const LAST_EVENT_BOUND: Duration = Duration::from_secs(1);
@@ -22,6 +23,8 @@ pub(super) struct Announcer {
     pub(super) agent_id: InstanceId,
     pub(super) every: Duration,
     pub(super) estimate: DemandEstimate,
+    /// The class and weight it claims its share with.
+    pub(super) share: FairShareConfig,
 }
 
 impl Announcer {
@@ -33,6 +36,7 @@ impl Announcer {
         producers: Vec<Producer>,
         every: Duration,
         window: Duration,
+        share: FairShareConfig,
     ) -> Self {
         Self {
             conn,
@@ -40,6 +44,7 @@ impl Announcer {
             agent_id,
             every,
             estimate: DemandEstimate::new(producers, window),
+            share,
         }
     }
 
@@ -86,6 +91,8 @@ impl Announcer {
             timestamp_ms: now_ms,
             heartbeat_ms: u32::try_from(self.every.as_millis()).unwrap_or(u32::MAX),
             leaving,
+            weight: self.share.weight,
+            class: Some(self.share.class.as_str().to_owned()),
             ..DemandEvent::new(
                 self.coordinator_id.clone(),
                 self.agent_id.clone(),

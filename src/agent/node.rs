@@ -116,6 +116,7 @@ impl Agent {
             meters,
             Duration::from_millis(config.demand_interval_ms),
             Duration::from_millis(config.demand_window_ms),
+            setup.feedback.fair_share.clone(),
         );
         let announcing = tokio::spawn(announcer.run(stop.clone()));
         let shutdown = CancellationToken::new();

@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::config::CoordinatorConfig;
-use super::emitter::Emitter;
+use super::emitter::{Emitter, Now};
 use super::handle::{DropCallback, Inner, Tasks, WriteCoordinator};
 use super::queue::{LevelChange, Queue};
 use super::sink::{DeadLetterSink, LogDeadLetter, Sink};
@@ -111,7 +111,15 @@ impl<T: Send + Sync + 'static> Builder<T> {
             .clone()
             .unwrap_or_else(InstanceId::generate);
         let wall = self.wall.unwrap_or_default();
-        let emitter = Emitter::new(self.publisher, &config, instance_id.clone(), wall, stats);
+        let demand = Arc::new(std::sync::Mutex::new(crate::fleet::DemandView::new()));
+        let emitter = Emitter::new(
+            self.publisher,
+            &config,
+            instance_id.clone(),
+            wall,
+            stats,
+            demand.clone(),
+        );
         let tasks = spawn(&shared, emitter, levels_rx, config.workers);
         tracing::info!(
             coordinator_id = %config.coordinator_id,
@@ -130,6 +138,7 @@ impl<T: Send + Sync + 'static> Builder<T> {
                 coordinator_id: config.coordinator_id,
                 instance_id,
                 capacity: config.capacity,
+                demand,
                 tasks: tokio::sync::Mutex::new(Some(tasks)),
             }),
         })
@@ -148,10 +157,21 @@ fn spawn<T: Send + Sync + 'static>(
     let current = {
         let weak = Arc::downgrade(shared);
         move || {
-            weak.upgrade().map_or((BackpressureLevel::Ok, 0), |s| {
-                let q = s.queue.snapshot();
-                (q.level, q.depth)
-            })
+            weak.upgrade().map_or(
+                Now {
+                    level: BackpressureLevel::Ok,
+                    depth: 0,
+                    area: 0.0,
+                },
+                |s| {
+                    let q = s.queue.snapshot();
+                    Now {
+                        level: q.level,
+                        depth: q.depth,
+                        area: q.depth_area,
+                    }
+                },
+            )
         }
     };
     let emitter = tokio::spawn(emitter.run(levels, current, emitter_stop.clone()));

@@ -85,6 +85,9 @@ pub struct CoordinatorConfig {
     /// Heartbeat period of the feedback events, in milliseconds (0 = level changes only).
     /// Heartbeats carry the current depth, which the default policy steers by: 100–250 ms.
     pub heartbeat_interval_ms: u64,
+    /// The queue wait the fair rates hold the queue at, in milliseconds (0 = one batch's
+    /// gathering time, `batch_size` / service rate, and at least `flush_interval_ms`).
+    pub sojourn_target_ms: u64,
     /// Sink retry policy.
     pub retry: RetryConfig,
     /// Sink circuit breaker.
@@ -104,6 +107,7 @@ impl Default for CoordinatorConfig {
             batch_size: 500,
             flush_interval_ms: 100,
             heartbeat_interval_ms: 250,
+            sojourn_target_ms: 0,
             retry: RetryConfig::default(),
             breaker: BreakerConfig::default(),
         }
@@ -133,6 +137,10 @@ impl CoordinatorConfig {
 
     pub(crate) fn flush_interval(&self) -> Duration {
         Duration::from_millis(self.flush_interval_ms)
+    }
+
+    pub(crate) fn sojourn_target(&self) -> Option<Duration> {
+        (self.sojourn_target_ms > 0).then(|| Duration::from_millis(self.sojourn_target_ms))
     }
 
     pub(crate) fn heartbeat_interval(&self) -> Option<Duration> {

@@ -1,7 +1,7 @@
 //! Turns level changes and heartbeats into numbered feedback events on the bus.
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -9,12 +9,34 @@ use tokio::time::{Instant, MissedTickBehavior, interval};
 use tokio_util::sync::CancellationToken;
 
 use super::config::CoordinatorConfig;
+use super::fair_rate::FairRate;
 use super::queue::LevelChange;
 use super::service_rate::{Counters, ServiceRate};
 use super::stats::CoordinatorStats;
 use crate::bus::FeedbackPublisher;
 use crate::clock::WallClock;
 use crate::event::{BackpressureLevel, CoordinatorId, FeedbackEvent, InstanceId};
+use crate::fleet::DemandView;
+
+/// The queue as an event reports it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Now {
+    pub(crate) level: BackpressureLevel,
+    pub(crate) depth: u64,
+    /// The integral of the depth over time so far, row-seconds.
+    pub(crate) area: f64,
+}
+
+impl Now {
+    /// The state a level change reported (its level and depth, in the order they happened).
+    fn at(self, change: LevelChange) -> Self {
+        Self {
+            level: change.level,
+            depth: change.depth,
+            area: self.area,
+        }
+    }
+}
 
 /// Who is speaking, and how to number what it says.
 pub(crate) struct Emitter {
@@ -29,6 +51,9 @@ pub(crate) struct Emitter {
     pub(crate) seq: u64,
     pub(crate) failing: bool,
     pub(crate) service_rate: ServiceRate,
+    /// The agents' demands (fed by [`WriteCoordinator::observe_demand`](super::WriteCoordinator::observe_demand)).
+    pub(crate) demand: Arc<Mutex<DemandView>>,
+    pub(crate) fair: FairRate,
 }
 
 impl Emitter {
@@ -39,6 +64,7 @@ impl Emitter {
         instance_id: InstanceId,
         wall: WallClock,
         stats: Arc<CoordinatorStats>,
+        demand: Arc<Mutex<DemandView>>,
     ) -> Self {
         Self {
             publisher,
@@ -52,10 +78,18 @@ impl Emitter {
             seq: 0,
             failing: false,
             service_rate: ServiceRate::new(),
+            demand,
+            fair: FairRate::new(
+                config.sojourn_target(),
+                config.batch_size,
+                config.flush_interval(),
+                config.heartbeat_interval(),
+            ),
         }
     }
 
-    fn event(&mut self, level: BackpressureLevel, depth: u64, reason: &str) -> FeedbackEvent {
+    fn event(&mut self, now: Now, reason: &str) -> FeedbackEvent {
+        let Now { level, depth, area } = now;
         self.seq += 1;
         let mut event = FeedbackEvent::new(
             self.coordinator_id.clone(),
@@ -78,6 +112,15 @@ impl Emitter {
             failures: self.stats.write_failures.load(Relaxed),
         };
         event.service_rate = self.service_rate.observe(now, counters);
+        let mut demand = self.demand.lock().unwrap_or_else(|e| e.into_inner());
+        event.fair_rates = self.fair.rates(
+            now,
+            event.service_rate,
+            (depth, area),
+            &mut demand,
+            &self.coordinator_id,
+        );
+        drop(demand);
         event
     }
 
@@ -108,39 +151,36 @@ impl Emitter {
     pub(crate) async fn run(
         mut self,
         mut changes: mpsc::UnboundedReceiver<LevelChange>,
-        current: impl Fn() -> (BackpressureLevel, u64) + Send,
+        current: impl Fn() -> Now + Send,
         stop: CancellationToken,
     ) -> bool {
         let mut beat = interval(self.heartbeat.unwrap_or(Duration::from_secs(3600)));
         beat.set_missed_tick_behavior(MissedTickBehavior::Delay);
         beat.tick().await; // the first tick is immediate: announce the starting state
-        let (level, depth) = current();
-        let first = self.event(level, depth, "start");
+        let first = self.event(current(), "start");
         self.send(first).await;
         loop {
             tokio::select! {
                 biased;
                 change = changes.recv() => match change {
                     Some(c) => {
-                        let e = self.event(c.level, c.depth, "level_change");
+                        let e = self.event(current().at(c), "level_change");
                         self.send(e).await;
                     }
                     None => break,
                 },
                 () = stop.cancelled() => break,
                 _ = beat.tick(), if self.heartbeat.is_some() => {
-                    let (level, depth) = current();
-                    let e = self.event(level, depth, "heartbeat");
+                    let e = self.event(current(), "heartbeat");
                     self.send(e).await;
                 }
             }
         }
         while let Ok(c) = changes.try_recv() {
-            let e = self.event(c.level, c.depth, "level_change");
+            let e = self.event(current().at(c), "level_change");
             self.send(e).await;
         }
-        let (level, depth) = current();
-        let mut last = self.event(level, depth, "stopping");
+        let mut last = self.event(current(), "stopping");
         last.leaving = true;
         self.send(last).await
     }

@@ -93,6 +93,8 @@ pub(super) struct Inner<T: Send + Sync + 'static> {
     pub(super) coordinator_id: CoordinatorId,
     pub(super) instance_id: InstanceId,
     pub(super) capacity: u64,
+    /// The agents' demands, from which the emitter computes fair rates.
+    pub(super) demand: Arc<std::sync::Mutex<crate::fleet::DemandView>>,
     pub(super) tasks: tokio::sync::Mutex<Option<Tasks>>,
 }
 
@@ -143,6 +145,17 @@ impl<T: Send + Sync + 'static> WriteCoordinator<T> {
                 other => return other,
             }
         }
+    }
+
+    /// Takes in one agent's demand (any transport): the fair rates of the next feedback
+    /// events divide this store's budget among the demands of its coordinator's live agents.
+    /// Events of other coordinators are ignored.
+    pub fn observe_demand(&self, event: crate::event::DemandEvent) -> crate::fleet::Observed {
+        if event.coordinator_id != self.inner.coordinator_id {
+            return crate::fleet::Observed::Unfollowed;
+        }
+        let mut demand = self.inner.demand.lock().unwrap_or_else(|e| e.into_inner());
+        demand.observe(event, tokio::time::Instant::now())
     }
 
     /// Enqueues one item without waiting; under `block` a full queue hands the item back.

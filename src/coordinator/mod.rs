@@ -4,6 +4,7 @@
 mod builder;
 mod config;
 mod emitter;
+mod fair_rate;
 mod handle;
 mod health;
 mod queue;

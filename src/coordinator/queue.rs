@@ -42,11 +42,22 @@ struct State<T> {
     tracker: LevelTracker,
     external: u64,
     closed: bool,
+    /// The integral of the depth over time (row-seconds) up to `changed`: its growth over an
+    /// interval divided by the interval is the mean depth, free of the batches' saw-tooth.
+    area: f64,
+    changed: Instant,
 }
 
 impl<T> State<T> {
     fn depth(&self) -> u64 {
         self.items.len() as u64 + self.external
+    }
+
+    /// Accounts the depth up to `now`; called before every change of depth.
+    fn account(&mut self, now: Instant) {
+        let dt = now.saturating_duration_since(self.changed).as_secs_f64();
+        self.area += self.depth() as f64 * dt;
+        self.changed = now;
     }
 }
 
@@ -74,6 +85,8 @@ impl<T> Queue<T> {
                 tracker,
                 external: 0,
                 closed: false,
+                area: 0.0,
+                changed: Instant::now(),
             }),
             items_ready: Notify::new(),
             space: Notify::new(),
@@ -107,6 +120,7 @@ impl<T> Queue<T> {
             return Push::Closed(item);
         }
         let at = Instant::now();
+        st.account(at);
         if st.items.len() >= self.capacity {
             if !evict {
                 return Push::Full(item);
@@ -168,6 +182,7 @@ impl<T> Queue<T> {
                     || (len > 0 && (st.closed || oldest_due.is_some_and(|due| now >= due)));
                 if ready && !abort.is_cancelled() {
                     let n = len.min(self.batch_size);
+                    st.account(now);
                     let mut batch = Vec::with_capacity(n);
                     for q in st.items.drain(..n) {
                         stats.queue_wait.record(now.saturating_duration_since(q.at));
@@ -207,6 +222,7 @@ impl<T> Queue<T> {
     /// Removes every queued item (at stop, after the workers are gone).
     pub(crate) fn take_all(&self, stats: &CoordinatorStats) -> Vec<T> {
         let mut st = self.lock();
+        st.account(Instant::now());
         let items = st.items.drain(..).map(|q| q.item).collect();
         self.track(&mut st, stats);
         items
@@ -216,6 +232,7 @@ impl<T> Queue<T> {
     /// messages) and re-evaluates the level.
     pub(crate) fn set_external(&self, n: u64, stats: &CoordinatorStats) {
         let mut st = self.lock();
+        st.account(Instant::now());
         st.external = n;
         self.track(&mut st, stats);
     }
@@ -223,9 +240,11 @@ impl<T> Queue<T> {
     /// (level, depth including the external backlog, queued items, external backlog, closed)
     pub(crate) fn snapshot(&self) -> QueueSnapshot {
         let st = self.lock();
+        let since = Instant::now().saturating_duration_since(st.changed);
         QueueSnapshot {
             level: st.tracker.current(),
             depth: st.depth(),
+            depth_area: st.area + st.depth() as f64 * since.as_secs_f64(),
             queued: st.items.len() as u64,
             external: st.external,
             closed: st.closed,
@@ -241,6 +260,8 @@ impl<T> Queue<T> {
 pub(crate) struct QueueSnapshot {
     pub(crate) level: BackpressureLevel,
     pub(crate) depth: u64,
+    /// The integral of the depth over time since the start, row-seconds.
+    pub(crate) depth_area: f64,
     pub(crate) queued: u64,
     pub(crate) external: u64,
     pub(crate) closed: bool,

@@ -8,6 +8,9 @@ use tokio::time::Instant;
 /// Shortest window a measurement covers: batches land in bursts, and a window of a few of
 /// them averages the saw-tooth out.
 const WINDOW: Duration = Duration::from_secs(1);
+/// The first measurement's window: shorter, because until a store has an estimate its agents
+/// cannot be given fair rates, and a rough estimate that later windows refine beats none.
+const FIRST_WINDOW: Duration = Duration::from_millis(100);
 /// Weight of a new window in the estimate (an exponential moving average).
 const ALPHA: f64 = 0.3;
 /// A window measures only when the store was busy at least this fraction of it: in shorter
@@ -60,7 +63,12 @@ impl ServiceRate {
             return self.estimate;
         };
         let dt = now.saturating_duration_since(t0);
-        if dt < WINDOW {
+        let window = if self.estimate.is_some() {
+            WINDOW
+        } else {
+            FIRST_WINDOW
+        };
+        if dt < window {
             return self.estimate;
         }
         let secs = dt.as_secs_f64();

@@ -3,8 +3,8 @@
 use serde::Deserialize;
 
 use super::{
-    BackpressureLevel, CoordinatorId, FeedbackEvent, IdError, InstanceId, SCHEMA_VERSION,
-    UnknownLevel,
+    BackpressureLevel, CoordinatorId, FairRates, FeedbackEvent, IdError, InstanceId,
+    SCHEMA_VERSION, UnknownLevel,
 };
 
 /// Longest `reason` accepted, in bytes: reasons are labels, not payloads.
@@ -97,6 +97,8 @@ struct Wire {
     leaving: bool,
     #[serde(default)]
     service_rate: Option<f64>,
+    #[serde(default)]
+    fair_rates: Option<FairRates>,
 }
 
 impl TryFrom<Wire> for FeedbackEvent {
@@ -123,6 +125,12 @@ impl TryFrom<Wire> for FeedbackEvent {
         if let Some(rate) = w.service_rate {
             check_rate("service_rate", rate)?;
         }
+        if w.fair_rates.is_some_and(|r| !r.is_valid()) {
+            return Err(DecodeError::InvalidField {
+                field: "fair_rates",
+                reason: "every rate must be finite and >= 0".into(),
+            });
+        }
         Ok(FeedbackEvent {
             version: w.version,
             coordinator_id,
@@ -137,6 +145,7 @@ impl TryFrom<Wire> for FeedbackEvent {
             heartbeat_ms: w.heartbeat_ms,
             leaving: w.leaving,
             service_rate: w.service_rate,
+            fair_rates: w.fair_rates,
         })
     }
 }

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::{BackpressureLevel, CoordinatorId, InstanceId};
+use super::{BackpressureLevel, CoordinatorId, FairRates, InstanceId};
 
 /// The wire schema's major version. Adding a field does not bump it (readers ignore unknown
 /// fields); removing or retyping one does, and readers reject versions they do not know.
@@ -49,6 +49,11 @@ pub struct FeedbackEvent {
     /// first measured. Added in schema 1 as an optional field: older readers ignore it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_rate: Option<f64>,
+    /// The explicit fair rates this instance grants, per unit of weight and class (the
+    /// `fair_share` policy's input). Absent while the store has no capacity estimate or fair
+    /// shares are off. Added in schema 1 as an optional field: older readers ignore it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fair_rates: Option<FairRates>,
 }
 
 fn is_zero(v: &u32) -> bool {
@@ -82,6 +87,7 @@ impl FeedbackEvent {
             heartbeat_ms: 0,
             leaving: false,
             service_rate: None,
+            fair_rates: None,
         }
     }
 

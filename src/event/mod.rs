@@ -3,6 +3,7 @@
 
 mod codec;
 mod demand;
+mod fair;
 mod feedback;
 mod id;
 mod level;
@@ -12,6 +13,7 @@ pub use codec::{
     encode, encode_json,
 };
 pub use demand::{DEMAND_SCHEMA_VERSION, DemandEvent, decode_demand, encode_demand};
+pub use fair::{Class, FairRates};
 pub use feedback::{FeedbackEvent, SCHEMA_VERSION};
 pub use id::{CoordinatorId, IdError, InstanceId, MAX_ID_LEN, validate_token};
 pub use level::{BackpressureLevel, UnknownLevel};

@@ -6,7 +6,8 @@ use std::fmt;
 use serde::Deserialize;
 
 use super::{
-    HysteresisConfig, HysteresisPolicy, Policy, ProportionalConfig, ProportionalPolicy, StepPolicy,
+    FairShareConfig, FairSharePolicy, HysteresisConfig, HysteresisPolicy, Policy,
+    ProportionalConfig, ProportionalPolicy, StepPolicy,
 };
 use crate::event::CoordinatorId;
 use crate::fleet::{FleetConfig, Follow, Interest};
@@ -26,11 +27,19 @@ pub enum PolicyKind {
     /// [`ProportionalPolicy`]: the default; the scale falls with the queue's depth.
     #[default]
     Proportional,
+    /// [`FairSharePolicy`]: the store's explicit fair rate per class and weight.
+    FairShare,
 }
 
 impl PolicyKind {
     /// Every kind, in table order.
-    pub const ALL: [PolicyKind; 4] = [Self::None, Self::Step, Self::Hysteresis, Self::Proportional];
+    pub const ALL: [PolicyKind; 5] = [
+        Self::None,
+        Self::Step,
+        Self::Hysteresis,
+        Self::Proportional,
+        Self::FairShare,
+    ];
 
     /// The name used in settings, tables, files and on the command line.
     pub fn as_str(self) -> &'static str {
@@ -39,6 +48,7 @@ impl PolicyKind {
             Self::Step => "step",
             Self::Hysteresis => "hysteresis",
             Self::Proportional => "proportional",
+            Self::FairShare => "fair_share",
         }
     }
 }
@@ -55,7 +65,9 @@ impl std::str::FromStr for PolicyKind {
         Self::ALL
             .into_iter()
             .find(|p| p.as_str() == s)
-            .ok_or_else(|| format!("unknown policy {s:?} (none, step, hysteresis, proportional)"))
+            .ok_or_else(|| {
+                format!("unknown policy {s:?} (none, step, hysteresis, proportional, fair_share)")
+            })
     }
 }
 
@@ -79,6 +91,9 @@ pub struct FeedbackConfig {
     pub hysteresis: HysteresisConfig,
     /// Settings of the proportional policy.
     pub proportional: ProportionalConfig,
+    /// This agent's class and weight under the fair-share policy (also sent in its demand
+    /// events).
+    pub fair_share: FairShareConfig,
     /// Ordering, staleness and expiry of events.
     pub fleet: FleetConfig,
 }
@@ -93,6 +108,7 @@ impl Default for FeedbackConfig {
             step: StepPolicy::default(),
             hysteresis: HysteresisConfig::default(),
             proportional: ProportionalConfig::default(),
+            fair_share: FairShareConfig::default(),
             fleet: FleetConfig::default(),
         }
     }
@@ -123,6 +139,11 @@ impl FeedbackConfig {
             PolicyKind::Proportional => {
                 Box::new(ProportionalPolicy::new(self.proportional.clone(), seed))
             }
+            PolicyKind::FairShare => Box::new(FairSharePolicy::new(
+                self.fair_share.clone(),
+                self.proportional.clone(),
+                seed,
+            )),
             PolicyKind::Hysteresis => {
                 Box::new(HysteresisPolicy::new(self.hysteresis.clone(), seed))
             }
@@ -153,6 +174,9 @@ impl FeedbackConfig {
         self.proportional
             .validate()
             .map_err(|e| e.under("proportional"))?;
+        self.fair_share
+            .validate()
+            .map_err(|e| e.under("fair_share"))?;
         self.fleet.validate().map_err(|e| e.under("fleet"))
     }
 }

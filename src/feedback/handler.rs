@@ -43,13 +43,15 @@ impl FeedbackHandler {
     pub fn new(
         rate: RateCoordinator,
         providers: impl IntoIterator<Item = impl Into<String>>,
-        policy: Box<dyn Policy>,
+        mut policy: Box<dyn Policy>,
         fleet: FleetConfig,
     ) -> Result<Self, RateError> {
         let providers: Vec<String> = providers.into_iter().map(Into::into).collect();
+        let mut base = 0.0;
         for p in &providers {
-            rate.scale(p)?;
+            base += rate.snapshot(p)?.base_rate;
         }
+        policy.set_base_rate(base);
         let wall = WallClock::new();
         let stats = Arc::new(HandlerStats::default());
         stats.set_scale(1.0);

@@ -1,9 +1,10 @@
 //! The pipeline side's reaction to feedback: policies that turn the fleet's merged signal into
 //! rate scales (the default, [`ProportionalPolicy`], scales with the store's queue depth;
-//! [`HysteresisPolicy`] and the predecessor's [`StepPolicy`] remain available), and the
+//! [`FairSharePolicy`] obeys the explicit fair rates stores publish; [`HysteresisPolicy`] and the predecessor's [`StepPolicy`] remain available), and the
 //! [`FeedbackHandler`] that applies them to a rate coordinator.
 
 mod config;
+mod fair_share;
 mod handler;
 mod hysteresis;
 mod policy;
@@ -12,6 +13,7 @@ mod stats;
 mod step;
 
 pub use config::{FeedbackConfig, PolicyKind};
+pub use fair_share::{FairShareConfig, FairSharePolicy};
 pub use handler::FeedbackHandler;
 pub use hysteresis::{HysteresisConfig, HysteresisPolicy};
 pub use policy::{Decision, Policy};

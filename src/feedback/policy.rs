@@ -30,6 +30,10 @@ pub trait Policy: Send + 'static {
     /// A short name for logs and metrics.
     fn name(&self) -> &'static str;
 
+    /// The agent's base rate (rows per second, before any scale), for policies that turn an
+    /// explicit rate into a scale. Called once when the handler is built.
+    fn set_base_rate(&mut self, _rows_per_sec: f64) {}
+
     /// A new merged signal (an event was applied or an instance expired).
     fn on_signal(&mut self, signal: &Signal, now: Instant) -> Decision;
 

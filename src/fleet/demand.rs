@@ -123,6 +123,14 @@ impl DemandView {
             })
     }
 
+    /// The latest demand event of every live agent of `coordinator`.
+    pub fn events_of(&self, coordinator: &CoordinatorId) -> impl Iterator<Item = &DemandEvent> {
+        self.entries
+            .get(coordinator)
+            .into_iter()
+            .flat_map(|agents| agents.values().map(|e| &e.last))
+    }
+
     /// Coordinators with demand, sorted.
     pub fn coordinators(&self) -> Vec<CoordinatorId> {
         let mut ids: Vec<CoordinatorId> = self.entries.keys().cloned().collect();

@@ -5,7 +5,7 @@ use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
 use super::Signal;
-use crate::event::{BackpressureLevel, FeedbackEvent};
+use crate::event::{BackpressureLevel, FairRates, FeedbackEvent};
 
 /// A utilization ordered totally, to key a multiset.
 #[derive(Debug, Clone, Copy)]
@@ -37,6 +37,10 @@ impl Ord for Utilization {
 pub(super) struct Merge {
     levels: [usize; 3],
     utilizations: BTreeMap<Utilization, usize>,
+    /// Counting instances that publish no fair rates.
+    fair_missing: usize,
+    /// The sum of the others' fair rates.
+    fair_sum: FairRates,
 }
 
 fn slot(level: BackpressureLevel) -> usize {
@@ -56,6 +60,10 @@ impl Merge {
         if !u.is_nan() {
             *self.utilizations.entry(Utilization(u)).or_default() += 1;
         }
+        match &event.fair_rates {
+            Some(r) => self.fair_sum.add(r, 1.0),
+            None => self.fair_missing += 1,
+        }
     }
 
     /// Counts `event` out; it must have been counted in.
@@ -68,6 +76,10 @@ impl Merge {
             if *n == 0 {
                 self.utilizations.remove(&u);
             }
+        }
+        match &event.fair_rates {
+            Some(r) => self.fair_sum.add(r, -1.0),
+            None => self.fair_missing = self.fair_missing.saturating_sub(1),
         }
     }
 
@@ -82,6 +94,15 @@ impl Merge {
             .rev()
             .find(|&i| self.levels[i] > 0)
             .map_or(BackpressureLevel::Ok, |i| LEVELS[i]);
+        let instances = self.levels.iter().sum();
+        let fair = (instances > 0 && self.fair_missing == 0).then(|| {
+            // Sums of additions and removals may drift a hair below 0.
+            let mut r = self.fair_sum;
+            for c in crate::event::Class::ALL {
+                r.set(c, r.get(c).max(0.0));
+            }
+            r
+        });
         Signal {
             level,
             // The merge starts from a quiet 0.
@@ -89,8 +110,9 @@ impl Merge {
                 .utilizations
                 .last_key_value()
                 .map_or(0.0, |(u, _)| u.0.max(0.0)),
-            instances: self.levels.iter().sum(),
+            instances,
             cap,
+            fair,
         }
     }
 }

@@ -1,6 +1,6 @@
 //! `Signal`: the merged state of every coordinator instance a reader follows.
 
-use crate::event::BackpressureLevel;
+use crate::event::{BackpressureLevel, FairRates};
 
 /// The merged state of every coordinator an agent listens to.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -15,6 +15,12 @@ pub struct Signal {
     /// silent). Policies tighten to it at once and rise from it as from any pressure: no
     /// faster than their ramp, after their jittered dwell.
     pub cap: f64,
+    /// The fair rates granted, when every counting instance of the one coordinator followed
+    /// published them: the sum over its instances (each divides its own capacity among the
+    /// whole demand, so the sum is exact while every agent is throttled and errs low
+    /// otherwise). `None` with several coordinators or any instance without rates: policies
+    /// fall back to their depth-driven behaviour.
+    pub fair: Option<FairRates>,
 }
 
 impl Signal {
@@ -25,6 +31,7 @@ impl Signal {
             utilization: 0.0,
             instances: 1,
             cap: 1.0,
+            fair: None,
         }
     }
 
@@ -34,5 +41,6 @@ impl Signal {
         utilization: 0.0,
         instances: 0,
         cap: 1.0,
+        fair: None,
     };
 }

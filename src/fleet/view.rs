@@ -256,7 +256,12 @@ impl FleetView {
 
     /// The merge: the most severe level and highest utilization among instances that count.
     pub fn signal(&self) -> Signal {
-        self.merge.signal(self.cap().unwrap_or(1.0))
+        let mut signal = self.merge.signal(self.cap().unwrap_or(1.0));
+        if self.coordinators.len() > 1 {
+            // Fair rates of different stores divide different budgets: no sum is right.
+            signal.fair = None;
+        }
+        signal
     }
 
     /// The ceiling imposed by silent instances under `Fallback::Scale`, if any is silent.

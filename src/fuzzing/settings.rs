@@ -120,6 +120,7 @@ fn drive_policy(mut policy: Box<dyn Policy>) {
             } else {
                 1.0
             },
+            fair: None,
         };
         let mut decision = policy.on_signal(&signal, now);
         // Enough ticks for any ramp the validated settings allow to make progress.

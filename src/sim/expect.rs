@@ -38,12 +38,18 @@ pub struct Expect {
     pub overshoot_max: Option<Range>,
     /// The agents' mean scale after the warm-up.
     pub mean_scale: Option<Range>,
+    /// Least fraction of its demand an agent below its fair allocation got.
+    pub served_min: Option<Range>,
+    /// Largest relative distance of a throttled agent's throughput from its allocation.
+    pub share_error: Option<Range>,
     /// p99 queue wait / the step policy's.
     pub p99_wait_ratio_to_step: Option<Range>,
     /// Level flips / the step policy's (0 / 0 counts as 0).
     pub flips_ratio_to_step: Option<Range>,
     /// Worst settling time after a load drop minus the step policy's, seconds.
     pub settle_drop_excess_over_step_s: Option<Range>,
+    /// p99 queue wait / the proportional policy's.
+    pub p99_wait_ratio_to_proportional: Option<Range>,
 }
 
 /// `a / b`, where 0 / 0 is 0 and x / 0 is infinite.
@@ -93,7 +99,12 @@ pub fn relative(run: &Figures, step: &Figures) -> Vec<(&'static str, f64)> {
 impl Expect {
     /// Every out-of-range figure of `run`, described; `step` is the step policy's run of the
     /// same scenario (relative ranges cannot be checked without it, which is itself reported).
-    pub fn violations(&self, run: &Figures, step: Option<&Figures>) -> Vec<String> {
+    pub fn violations(
+        &self,
+        run: &Figures,
+        step: Option<&Figures>,
+        proportional: Option<&Figures>,
+    ) -> Vec<String> {
         let absolute = [
             ("utilisation", self.utilisation, run.utilisation),
             ("drops", self.drops, run.drops as f64),
@@ -104,8 +115,27 @@ impl Expect {
             ("settle_max_s", self.settle_max_s, run.settle_max_s()),
             ("overshoot_max", self.overshoot_max, run.overshoot_max()),
             ("mean_scale", self.mean_scale, run.mean_scale),
+            ("served_min", self.served_min, run.served_min),
+            ("share_error", self.share_error, run.share_error),
         ];
         let mut out = Vec::new();
+        if let Some(r) = self.p99_wait_ratio_to_proportional {
+            match proportional {
+                Some(p) => {
+                    let v = ratio(run.p99_wait_ms, p.p99_wait_ms);
+                    if !r.contains(v) {
+                        out.push(format!(
+                            "{}: p99_wait_ratio_to_proportional = {v:.4} outside [{}, {}]",
+                            run.policy, r.0, r.1
+                        ));
+                    }
+                }
+                None => out.push(format!(
+                    "{}: p99_wait_ratio_to_proportional needs the proportional policy in `policies`",
+                    run.policy
+                )),
+            }
+        }
         for (name, range, value) in absolute {
             if let Some(r) = range {
                 if !r.contains(value) {

@@ -48,6 +48,11 @@ pub struct Figures {
     pub fairness: f64,
     /// The agents' mean scale after the warm-up.
     pub mean_scale: f64,
+    /// Over the agents whose max-min fair allocation (of the sinks' capacity, by class and
+    /// weight) is their whole demand: the least fraction of its demand one got.
+    pub served_min: f64,
+    /// Over the others: the largest relative distance of what one got from its allocation.
+    pub share_error: f64,
     /// One entry per load change, the start first.
     pub steps: Vec<StepFigures>,
 }
@@ -64,6 +69,8 @@ impl Figures {
             flips_per_min: 0.0,
             fairness: 1.0,
             mean_scale: 1.0,
+            served_min: 1.0,
+            share_error: 0.0,
             steps: vec![],
         }
     }

@@ -4,6 +4,7 @@
 use super::figures::{Figures, SETTLE_BAND, StepFigures, jain};
 use super::scenario::Scenario;
 use super::world::{Sample, Trace};
+use crate::fleet::{Claim, allocate};
 
 /// The depth is averaged over this long before settling is judged, seconds (batching makes
 /// the raw depth a saw-tooth).
@@ -81,6 +82,54 @@ fn every_step(scenario: &Scenario, samples: &[Sample]) -> Vec<StepFigures> {
         .collect()
 }
 
+/// How the agents' throughput over the window (`rows` each, over `seconds`) compares with
+/// the max-min fair allocation of the sinks' mean capacity by class and weight: (the least
+/// fraction of its demand an agent whose allocation is its whole demand got, the largest
+/// relative distance of another's throughput from its allocation).
+fn against_allocation(
+    scenario: &Scenario,
+    window: &[&Sample],
+    rows: &[f64],
+    seconds: f64,
+) -> (f64, f64) {
+    let agents = &scenario.agents;
+    if seconds <= 0.0 || window.is_empty() {
+        return (1.0, 0.0);
+    }
+    let n = window.len() as f64;
+    let capacity = window.iter().map(|s| s.capacity_rate).sum::<f64>() / n;
+    let equal = scenario.total_capacity() / agents.count as f64;
+    let claims: Vec<Claim> = (0..agents.count)
+        .map(|i| Claim {
+            class: agents.class_of(i),
+            weight: agents.weight_of(i),
+            demand: window
+                .iter()
+                .filter(|s| agents.present(i, s.t))
+                .map(|s| agents.factor_at(s.t))
+                .sum::<f64>()
+                / n
+                * equal
+                * agents.share_of(i),
+        })
+        .collect();
+    let rates = allocate(capacity, &claims);
+    let (mut served_min, mut error) = (1.0f64, 0.0f64);
+    for (c, got) in claims.iter().zip(rows) {
+        let got = got / seconds;
+        let allocated = c.demand.min(c.weight * rates.get(c.class));
+        if c.demand <= 0.0 {
+            continue;
+        }
+        if allocated >= c.demand * (1.0 - 1e-9) {
+            served_min = served_min.min(got / c.demand);
+        } else if allocated > 0.0 {
+            error = error.max((got / allocated - 1.0).abs());
+        }
+    }
+    (served_min, error)
+}
+
 /// Computes the figures of `trace`.
 pub fn figures(scenario: &Scenario, trace: &Trace) -> Figures {
     let samples = &trace.samples;
@@ -108,6 +157,7 @@ pub fn figures(scenario: &Scenario, trace: &Trace) -> Figures {
         .zip(&trace.offered_at_warmup)
         .map(|(end, start)| end.saturating_sub(*start) as f64)
         .collect();
+    let shares = against_allocation(scenario, &in_window, &per_agent, last.t - first.t);
     let steps = every_step(scenario, samples);
     let ms = |d: std::time::Duration| d.as_secs_f64() * 1_000.0;
     Figures {
@@ -135,6 +185,8 @@ pub fn figures(scenario: &Scenario, trace: &Trace) -> Figures {
         },
         fairness: jain(&per_agent),
         mean_scale: in_window.iter().map(|s| s.scale).sum::<f64>() / in_window.len() as f64,
+        served_min: shares.0,
+        share_error: shares.1,
         steps,
     }
 }

@@ -37,10 +37,11 @@ impl Comparison {
     /// Every figure outside the scenario's expected ranges, all policies.
     pub fn violations(&self) -> Vec<String> {
         let step = self.get(PolicyKind::Step);
+        let proportional = self.get(PolicyKind::Proportional);
         self.figures
             .iter()
             .flat_map(|f| match self.scenario.expect.get(&f.policy) {
-                Some(expect) => expect.violations(f, step),
+                Some(expect) => expect.violations(f, step, proportional),
                 None => vec![],
             })
             .collect()
@@ -61,10 +62,13 @@ impl Comparison {
             .unwrap_or_default();
         let _ = writeln!(
             out,
-            "| policy | sink util. | drops | p50 wait ms | p99 wait ms | flips/min | settle s ({}) | overshoot | fairness | mean scale | p99 vs step | flips vs step |",
+            "| policy | sink util. | drops | p50 wait ms | p99 wait ms | flips/min | settle s ({}) | overshoot | fairness | served min | share error | mean scale | p99 vs step | flips vs step |",
             steps.join(", ")
         );
-        let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|---|");
+        let _ = writeln!(
+            out,
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+        );
         let step = self.get(PolicyKind::Step);
         for f in &self.figures {
             let rel = step.map(|s| relative(f, s));
@@ -82,7 +86,7 @@ impl Comparison {
             let settle: Vec<String> = f.steps.iter().map(|s| seconds(s.settle_s)).collect();
             let _ = writeln!(
                 out,
-                "| {} | {:.1} % | {} | {:.0} | {:.0} | {:.1} | {} | {:.0} % | {:.3} | {:.2} | {} | {} |",
+                "| {} | {:.1} % | {} | {:.0} | {:.0} | {:.1} | {} | {:.0} % | {:.3} | {:.3} | {:.3} | {:.2} | {} | {} |",
                 f.policy,
                 f.utilisation * 100.0,
                 f.drops,
@@ -92,6 +96,8 @@ impl Comparison {
                 settle.join(" / "),
                 f.overshoot_max() * 100.0,
                 f.fairness,
+                f.served_min,
+                f.share_error,
                 f.mean_scale,
                 rel_of("p99_wait_ratio_to_step"),
                 rel_of("flips_ratio_to_step"),

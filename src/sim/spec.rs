@@ -2,8 +2,14 @@
 
 use serde::Deserialize;
 
+use crate::event::Class;
 use crate::invalid::{InvalidSetting, at_least_one, fractions};
 use crate::rate::ProviderConfig;
+
+/// The entry for `index` of a list that repeats, if it has any.
+fn cycled<T: Copy>(list: &[T], index: usize) -> Option<T> {
+    (!list.is_empty()).then(|| list[index % list.len()])
+}
 
 /// Finite and above 0.
 pub(super) fn positive(v: f64) -> bool {
@@ -137,6 +143,10 @@ pub struct StoreSpec {
     pub heartbeat_ms: u64,
     /// Stores that go silent.
     pub silences: Vec<Silence>,
+    /// Time each feedback event spends on the bus before agents see it, milliseconds.
+    pub feedback_delay_ms: u64,
+    /// The stores' sojourn-time target for fair rates, milliseconds (0: derived).
+    pub sojourn_target_ms: u64,
 }
 
 impl Default for StoreSpec {
@@ -151,6 +161,8 @@ impl Default for StoreSpec {
             flush_interval_ms: 50,
             heartbeat_ms: 100,
             silences: Vec::new(),
+            feedback_delay_ms: 0,
+            sojourn_target_ms: 0,
         }
     }
 }
@@ -186,6 +198,15 @@ pub struct AgentSpec {
     pub interpolate: bool,
     /// Agents that join late and leave early (fleet scenarios).
     pub churn: Option<Churn>,
+    /// Each agent's demand and base rate as a multiple of the equal share, cycled over the
+    /// agents (default: all 1).
+    pub shares: Vec<f64>,
+    /// Each agent's priority class, cycled (default: all `standard`).
+    pub classes: Vec<Class>,
+    /// Each agent's share weight, cycled (default: all 1).
+    pub weights: Vec<f64>,
+    /// How often agents tell the stores their demand, milliseconds (the agent's default).
+    pub demand_ms: u64,
 }
 
 /// Some of the agents are there only for a while; each brings its share of the load.
@@ -213,6 +234,10 @@ impl Default for AgentSpec {
             }],
             interpolate: false,
             churn: None,
+            shares: Vec::new(),
+            classes: Vec::new(),
+            weights: Vec::new(),
+            demand_ms: 1_000,
         }
     }
 }
@@ -305,6 +330,21 @@ impl StoreSpec {
 impl AgentSpec {
     /// One agent's rate limits when its share of the sinks' capacity is `share` rows/s: its
     /// base rate, with a burst of 50 ms of it, never less than one chunk.
+    /// Agent `index`'s multiple of the equal share.
+    pub fn share_of(&self, index: usize) -> f64 {
+        cycled(&self.shares, index).unwrap_or(1.0)
+    }
+
+    /// Agent `index`'s class.
+    pub fn class_of(&self, index: usize) -> Class {
+        cycled(&self.classes, index).unwrap_or_default()
+    }
+
+    /// Agent `index`'s weight.
+    pub fn weight_of(&self, index: usize) -> f64 {
+        cycled(&self.weights, index).unwrap_or(1.0)
+    }
+
     pub(super) fn limits(&self, share: f64) -> ProviderConfig {
         let base = self.base_factor() * share;
         ProviderConfig::new(((base / 20.0) as u32).max(self.chunk), base)
@@ -342,6 +382,18 @@ impl AgentSpec {
                 return Err(InvalidSetting::new("churn", "needs 0 <= join_s < leave_s"));
             }
         }
+        if self
+            .shares
+            .iter()
+            .chain(&self.weights)
+            .any(|v| !positive(*v))
+        {
+            return Err(InvalidSetting::new(
+                "shares",
+                "shares and weights must be > 0",
+            ));
+        }
+        at_least_one(&[("demand_ms", self.demand_ms)])?;
         if !positive(self.base_factor()) {
             return Err(InvalidSetting::new("base", "must be > 0"));
         }

@@ -11,12 +11,15 @@ use tokio_util::sync::CancellationToken;
 use super::producer::{Plan, Producer, Target};
 use super::scenario::Scenario;
 use super::sink::SimSink;
-use super::spec::Window;
+use super::spec::{AgentSpec, Window};
+use crate::agent::AgentConfig;
+use crate::agent::demand::{self, DemandEstimate};
 use crate::bus::{BusError, FeedbackPublisher, Interest, MemoryBus};
+use crate::clock::WallClock;
 use crate::coordinator::{
     CoordinatorConfig, MemorySink, OverflowStrategy, StatsSnapshot, Watermark, WriteCoordinator,
 };
-use crate::event::{BackpressureLevel, CoordinatorId, FeedbackEvent, InstanceId};
+use crate::event::{BackpressureLevel, CoordinatorId, DemandEvent, FeedbackEvent, InstanceId};
 use crate::feedback::PolicyKind;
 
 /// One point of a run's trace.
@@ -68,11 +71,12 @@ pub struct Trace {
     pub stores: Vec<StoreOutcome>,
 }
 
-/// Forwards a store's events to the bus except during its silences.
+/// Forwards a store's events to the bus, after the bus's delay, except during its silences.
 struct Silencing {
     bus: MemoryBus,
     windows: Vec<Window>,
     origin: Instant,
+    delay: Duration,
 }
 
 #[async_trait]
@@ -84,7 +88,16 @@ impl FeedbackPublisher for Silencing {
         if self.windows.iter().any(|w| w.contains(t)) {
             return Ok(());
         }
-        self.bus.publish(event).await
+        if self.delay.is_zero() {
+            return self.bus.publish(event).await;
+        }
+        // In flight on its own, so that the store's heartbeats keep their pace.
+        let (bus, event, delay) = (self.bus.clone(), event.clone(), self.delay);
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let _ = bus.publish(&event).await;
+        });
+        Ok(())
     }
 }
 
@@ -107,6 +120,7 @@ fn start_store(
         batch_size: st.batch_size,
         flush_interval_ms: st.flush_interval_ms,
         heartbeat_interval_ms: st.heartbeat_ms,
+        sojourn_target_ms: st.sojourn_target_ms,
         ..CoordinatorConfig::default()
     };
     let publisher = Silencing {
@@ -118,6 +132,7 @@ fn start_store(
             .map(|s| s.window())
             .collect(),
         origin,
+        delay: Duration::from_millis(st.feedback_delay_ms),
     };
     let sink = Arc::new(SimSink::new(
         scenario.sink.clone(),
@@ -175,9 +190,22 @@ pub async fn run(scenario: &Scenario, policy: PolicyKind) -> Trace {
         .collect();
     let stop = CancellationToken::new();
     let producers = start_producers(scenario, policy, &stores, &bus, origin, &stop);
+    let announcing = tokio::spawn(announce(
+        scenario.agents.clone(),
+        producers
+            .iter()
+            .map(|p| demand::Producer {
+                counts: p.counts.clone(),
+                base_rate: p.base_rate,
+            })
+            .collect(),
+        stores.clone(),
+        stop.clone(),
+    ));
     let (samples, offered_at_warmup) = record(scenario, origin, &stores, &producers).await;
     let offered_at_end = offered(&producers);
     stop.cancel();
+    let _ = announcing.await;
     for p in producers {
         p.join().await;
     }
@@ -219,14 +247,18 @@ fn start_producers(
     stop: &CancellationToken,
 ) -> Vec<Producer> {
     let share = scenario.total_capacity() / scenario.agents.count as f64;
-    (0..scenario.agents.count)
+    let agents = &scenario.agents;
+    (0..agents.count)
         .map(|index| {
+            let mut feedback = scenario.feedback.clone();
+            feedback.fair_share.class = agents.class_of(index);
+            feedback.fair_share.weight = agents.weight_of(index);
             let plan = Plan {
                 index,
-                spec: scenario.agents.clone(),
-                share,
+                spec: agents.clone(),
+                share: share * agents.share_of(index),
                 policy,
-                feedback: scenario.feedback.clone(),
+                feedback,
                 seed: scenario.seed,
                 present: None,
             };
@@ -239,6 +271,54 @@ fn start_producers(
             }
         })
         .collect()
+}
+
+/// Tells every store each agent's demand every `demand_ms`, as agents do over the bus (their
+/// rows go round-robin to the stores, so each store gets its part), smoothed over the
+/// agents' default window.
+async fn announce(
+    spec: AgentSpec,
+    producers: Vec<demand::Producer>,
+    stores: Vec<WriteCoordinator<u64>>,
+    stop: CancellationToken,
+) {
+    let every = Duration::from_millis(spec.demand_ms);
+    let window = Duration::from_millis(AgentConfig::default().demand_window_ms);
+    let mut estimates: Vec<DemandEstimate> = producers
+        .into_iter()
+        .map(|p| DemandEstimate::new(vec![p], window))
+        .collect();
+    let wall = WallClock::new();
+    let mut tick = interval(every);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let split = stores.len() as f64;
+    for seq in 1.. {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = stop.cancelled() => return,
+        }
+        for (i, estimate) in estimates.iter_mut().enumerate() {
+            let d = estimate.sample(Instant::now());
+            let Ok(agent) = InstanceId::new(format!("agent-{i}")) else {
+                continue;
+            };
+            for store in &stores {
+                store.observe_demand(DemandEvent {
+                    timestamp_ms: wall.now_ms(),
+                    heartbeat_ms: u32::try_from(spec.demand_ms).unwrap_or(u32::MAX),
+                    weight: spec.weight_of(i),
+                    class: Some(spec.class_of(i).as_str().to_owned()),
+                    ..DemandEvent::new(
+                        store.coordinator_id().clone(),
+                        agent.clone(),
+                        seq,
+                        d.offered / split,
+                        d.granted / split,
+                    )
+                });
+            }
+        }
+    }
 }
 
 /// Samples the run every `sample_ms` until `duration_s`; returns the samples and the rows

@@ -18,11 +18,14 @@ use super::sink::build_sink;
 use super::stream::{ensure_write_consumer, ensure_write_stream};
 use super::{StoreError, StoreReport};
 use crate::bus::http::HttpPublisher;
-use crate::bus::nats::{NatsConnection, NatsError, NatsPublisher, ensure_state_stream};
+use crate::bus::nats::{
+    NatsConnection, NatsError, NatsPublisher, ensure_state_stream, subscribe_demand,
+};
 use crate::bus::{Fanout, FeedbackPublisher};
 use crate::clock::WallClock;
 use crate::coordinator::WriteCoordinator;
 use crate::error::Chain;
+use crate::event::DemandEvent;
 use crate::metrics::{Metrics, MetricsError, serve};
 use crate::process::{Shutdown, StopPlan, StopProgress};
 
@@ -87,6 +90,9 @@ impl Store {
             coordinator_id: coordinator.coordinator_id().clone(),
             stats: acks.clone(),
         })?;
+        let interest = crate::bus::Interest::Only([coordinator.coordinator_id().clone()].into());
+        let (demand, demand_stats) = subscribe_demand(&conn, &interest).await?;
+        metrics.register(demand_stats)?;
         let http_stop = CancellationToken::new();
         let probe = coordinator.clone();
         let (metrics_addr, http) = serve(
@@ -117,7 +123,27 @@ impl Store {
             metrics_addr,
         };
         store.feed(consumer, setup);
+        store.follow_demand(demand);
         Ok(store)
+    }
+
+    /// Hands the agents' demand to the coordinator, whose feedback events then carry fair
+    /// rates, until the store stops feeding.
+    fn follow_demand(&mut self, mut demand: tokio::sync::mpsc::Receiver<DemandEvent>) {
+        let (coordinator, stop) = (self.coordinator.clone(), self.feeding.clone());
+        self.tasks.push(tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    event = demand.recv() => match event {
+                        Some(event) => {
+                            coordinator.observe_demand(event);
+                        }
+                        None => return,
+                    },
+                    () = stop.cancelled() => return,
+                }
+            }
+        }));
     }
 
     /// Starts the puller and the backlog poll.

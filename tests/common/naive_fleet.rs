@@ -193,6 +193,7 @@ impl NaiveFleetView {
                 utilization: acc.utilization.max(i.last.utilization()),
                 instances: acc.instances + 1,
                 cap: acc.cap,
+                fair: None,
             },
         )
     }
