@@ -11,6 +11,14 @@
 //! and the bare publisher use the first node:
 //! `CLUSTER=1 AGENTS=10000 ROUNDS=100 cargo bench --bench fanout`.
 //!
+//! What each side times, from the instant before its trigger (the bare publish; the store's
+//! `set_external_backlog`) to the last of its receivers: a bare subscriber notes the instant
+//! its own task takes the message off its subscription; an agent notes the instant its
+//! handler's policy answers the new scale, inside the handler's task, which stores it into the
+//! rate coordinator in the same synchronous call. Noting is an atomic store and a count on
+//! both sides, with one wake-up per round for the last receiver: no task, channel or wake-up
+//! per receiver that the bare subscriber or the real agent would not have.
+//!
 //! Each side (bare subscribers; agents with their store) runs in a child process of its own,
 //! timing its rounds itself, so that each process holds N connections, not 2N: 20,000 sockets
 //! in one process would not fit under a 20,000 open-file hard limit. The bench raises its soft

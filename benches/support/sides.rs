@@ -7,10 +7,9 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::Duration;
 
 use backflow::coordinator::WriteCoordinator;
-use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep};
 
-use crate::listeners::{agents, bare_subscribers, collect, connect, hard_event, toggling_store};
+use crate::listeners::{Arrivals, agents, bare_subscribers, connect, hard_event, toggling_store};
 use crate::process::rss_kib;
 
 /// Which side a child process plays, and the settings it gets from its parent.
@@ -167,8 +166,8 @@ pub fn serve_if_side() -> bool {
     let first = urls.split(',').next().unwrap_or(&urls).to_owned();
     let rss_before = rss_kib();
     let t0 = Instant::now();
-    let (mut rx, rss_after, mut trigger) = runtime.block_on(async {
-        let rx = match kind {
+    let (arrivals, rss_after, mut trigger) = runtime.block_on(async {
+        let arrivals = match kind {
             Kind::Bare => bare_subscribers(&urls, n).await,
             Kind::Agents => agents(&urls, n).await,
         };
@@ -180,32 +179,27 @@ pub fn serve_if_side() -> bool {
             ),
             Kind::Agents => Trigger::Store(toggling_store(&first, "fanout-store").await.0, 0),
         };
-        (rx, rss_after, trigger)
+        (arrivals, rss_after, trigger)
     });
     let connecting = t0.elapsed();
     runtime.block_on(async {
         // Interest crosses the cluster's routes and agents read last values meanwhile.
         sleep(Duration::from_secs(1)).await;
     });
-    while rx.try_recv().is_ok() {}
     println!("ready {rss_before} {rss_after} {}", connecting.as_nanos());
     for line in std::io::stdin().lock().lines() {
         if line.map_or(true, |l| l != "round") {
             break;
         }
-        let until_all = runtime.block_on(round(&mut trigger, &mut rx, n));
+        let until_all = runtime.block_on(round(&mut trigger, &arrivals, n));
         println!("{}", until_all.as_nanos());
     }
     true
 }
 
 /// Triggers once and waits until all `n` receivers reported; the last one's delay.
-async fn round(
-    trigger: &mut Trigger,
-    rx: &mut mpsc::UnboundedReceiver<Instant>,
-    n: usize,
-) -> Duration {
-    let t0 = Instant::now();
+async fn round(trigger: &mut Trigger, arrivals: &Arrivals, n: usize) -> Duration {
+    let t0 = arrivals.arm();
     match trigger {
         Trigger::Bare(client, payload) => client
             .publish("bench.bare", payload.clone())
@@ -217,7 +211,7 @@ async fn round(
         }
     }
     let mut delays = Vec::with_capacity(n);
-    collect(rx, n, t0, &mut delays).await;
+    arrivals.collect(t0, &mut delays).await;
     // A pause before answering, so that the next round (the other side's) starts once
     // this one's stragglers are done.
     sleep(Duration::from_millis(5)).await;
