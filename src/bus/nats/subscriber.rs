@@ -10,8 +10,8 @@ use async_nats::HeaderMap;
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::StreamExt;
-use futures_util::stream::{SelectAll, select_all};
-use tokio::sync::{mpsc, watch};
+use futures_util::stream::{self, BoxStream, SelectAll, select_all};
+use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
@@ -172,6 +172,13 @@ impl NatsSubscriber {
         let stats = Arc::new(SubscriberStats::default());
         let mut connected = conn.connected.clone();
         connected.borrow_and_update();
+        // One waiter on the connection's watch for the stream's life: a `changed()` made anew
+        // in every `next()` would lock the watch's waiter list to register and again to drop.
+        let reconnections = stream::unfold(connected, |mut connected| async move {
+            connected.changed().await.ok()?;
+            Some(((), connected))
+        })
+        .boxed();
         let (kept_tx, kept_rx) = mpsc::channel(16);
         let me = Self {
             conn: conn.clone(),
@@ -183,7 +190,7 @@ impl NatsSubscriber {
             subscriber: me,
             live: select_all(subs),
             subjects,
-            connected,
+            reconnections,
             kept_tx,
             kept_rx,
             reader,
@@ -265,7 +272,8 @@ pub struct NatsSubscription {
     subscriber: NatsSubscriber,
     live: SelectAll<async_nats::Subscriber>,
     subjects: Vec<String>,
-    connected: watch::Receiver<u64>,
+    /// Yields at every reconnection; ends when the connection is gone.
+    reconnections: BoxStream<'static, ()>,
     // Last values are read beside the live subscription, never in front of it: a slow or
     // unavailable JetStream must not delay a level change. Events from both paths are
     // ordered per instance by the fleet view.
@@ -305,8 +313,8 @@ impl FeedbackSubscription for NatsSubscription {
                         if i < last { Delivery::in_batch(e) } else { Delivery::new(e) }
                     }));
                 }
-                changed = self.connected.changed() => {
-                    changed.ok()?;
+                reconnected = self.reconnections.next() => {
+                    reconnected?;
                     self.reader.abort();
                     self.reader = self.subscriber.read(&self.subjects, &self.kept_tx);
                 }
