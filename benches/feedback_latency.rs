@@ -13,8 +13,8 @@ mod nats;
 
 use std::time::Duration;
 
-use listeners::{agents, bare_subscribers, collect, connect, quantile, toggling_store};
-use tokio::time::{Instant, sleep};
+use listeners::{agents, bare_subscribers, connect, quantile, toggling_store};
+use tokio::time::sleep;
 
 const WARMUP: usize = 50;
 
@@ -23,24 +23,24 @@ fn ms(d: Duration) -> String {
 }
 
 async fn measure(url: &str, n: usize, rounds: usize) {
-    let mut bare_rx = bare_subscribers(url, n).await;
-    let mut agent_rx = agents(url, n).await;
+    let bare_arrivals = bare_subscribers(url, n).await;
+    let agent_arrivals = agents(url, n).await;
     let (store, payload) = toggling_store(url, "bench-store").await;
     let bare_client = connect(url, "bare-publisher").await.client;
     sleep(Duration::from_millis(500)).await; // subscriptions settle; agents read last values
     let (mut bare, mut fed, mut all_bare, mut all_fed) = (vec![], vec![], vec![], vec![]);
     for round in 0..WARMUP + rounds {
         let (mut b, mut f) = (Vec::with_capacity(n), Vec::with_capacity(n));
-        let t0 = Instant::now();
+        let t0 = bare_arrivals.arm();
         bare_client
             .publish("bench.bare", payload.clone().into())
             .await
             .expect("publish");
-        collect(&mut bare_rx, n, t0, &mut b).await;
+        bare_arrivals.collect(t0, &mut b).await;
         sleep(Duration::from_millis(2)).await;
-        let t0 = Instant::now();
+        let t0 = agent_arrivals.arm();
         store.set_external_backlog(if round % 2 == 0 { 90 } else { 10 });
-        collect(&mut agent_rx, n, t0, &mut f).await;
+        agent_arrivals.collect(t0, &mut f).await;
         sleep(Duration::from_millis(2)).await;
         if round >= WARMUP {
             all_bare.push(b.iter().copied().max().unwrap_or_default());

@@ -13,7 +13,7 @@ use super::AgentError;
 use super::config::AgentSetup;
 use crate::bus::http::HttpReceiver;
 use crate::bus::nats::{NatsConnection, NatsSubscriber};
-use crate::bus::{Counted, Delivery};
+use crate::bus::{Counted, Delivery, FeedbackSubscription};
 use crate::feedback::{FeedbackHandler, HandlerStats};
 use crate::metrics::Metrics;
 use crate::rate::RateCoordinator;
@@ -61,11 +61,11 @@ pub(super) async fn start_feedback(
     // transport (an HTTP post of another coordinator is refused as a NATS one would be).
     let (nats, nats_stats) = NatsSubscriber::start(conn, handler.interest().clone()).await?;
     metrics.register(nats_stats)?;
-    let (deliveries, http) = if setup.agent.http_receiver {
+    let (deliveries, http): (Box<dyn FeedbackSubscription>, _) = if setup.agent.http_receiver {
         let (addr, http) = serve_http(setup, metrics, stop, tasks).await?;
-        (crate::bus::merge(nats, http), Some(addr))
+        (Box::new(crate::bus::merge(nats, http)), Some(addr))
     } else {
-        (nats, None)
+        (Box::new(nats), None)
     };
     let stats = handler.stats();
     metrics.register(rate.probe(&providers)?)?;

@@ -123,7 +123,17 @@ impl Delivery {
 #[async_trait]
 pub trait FeedbackSubscription: Send + 'static {
     /// The next event, or `None` once the transport has closed for good.
+    ///
+    /// Must be cancel-safe: the handler drops this future whenever a timer fires first, and
+    /// no event may be lost then.
     async fn next(&mut self) -> Option<Delivery>;
+}
+
+#[async_trait]
+impl<S: FeedbackSubscription + ?Sized> FeedbackSubscription for Box<S> {
+    async fn next(&mut self) -> Option<Delivery> {
+        (**self).next().await
+    }
 }
 
 #[async_trait]
@@ -183,27 +193,40 @@ impl FeedbackPublisher for Fanout {
     }
 }
 
-/// One stream of deliveries from two transports (e.g. NATS and the HTTP receiver); it ends
-/// when both have ended.
-pub fn merge(
-    mut a: tokio::sync::mpsc::Receiver<Delivery>,
-    mut b: tokio::sync::mpsc::Receiver<Delivery>,
-) -> tokio::sync::mpsc::Receiver<Delivery> {
-    let (tx, rx) = tokio::sync::mpsc::channel(1024);
-    tokio::spawn(async move {
-        let (mut a_open, mut b_open) = (true, true);
-        while a_open || b_open {
-            let next = tokio::select! {
-                d = a.recv(), if a_open => d.or_else(|| { a_open = false; None }),
-                d = b.recv(), if b_open => d.or_else(|| { b_open = false; None }),
-                () = tx.closed() => return,
+/// One stream of deliveries from two transports (e.g. NATS and the HTTP receiver), read in
+/// the task that polls it; it ends when both have ended.
+pub fn merge<A: FeedbackSubscription, B: FeedbackSubscription>(a: A, b: B) -> Merged<A, B> {
+    Merged {
+        a,
+        b,
+        a_open: true,
+        b_open: true,
+    }
+}
+
+/// Two subscriptions as one; from [`merge`].
+pub struct Merged<A, B> {
+    a: A,
+    b: B,
+    a_open: bool,
+    b_open: bool,
+}
+
+#[async_trait]
+impl<A: FeedbackSubscription, B: FeedbackSubscription> FeedbackSubscription for Merged<A, B> {
+    // Cancel-safe as long as both are, which the trait asks of them.
+    async fn next(&mut self) -> Option<Delivery> {
+        loop {
+            let (delivery, from_a) = tokio::select! {
+                d = self.a.next(), if self.a_open => (d, true),
+                d = self.b.next(), if self.b_open => (d, false),
+                else => return None,
             };
-            if let Some(d) = next {
-                if tx.send(d).await.is_err() {
-                    return;
-                }
+            match delivery {
+                Some(d) => return Some(d),
+                None if from_a => self.a_open = false,
+                None => self.b_open = false,
             }
         }
-    });
-    rx
+    }
 }

@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 use super::DemoConfig;
 use crate::agent::{AgentError, AgentReport, AgentSetup};
 use crate::bus::nats::{NatsError, NatsOptions, NatsSubscriber};
-use crate::bus::{Delivery, FeedbackSubscription, Interest};
+use crate::bus::{FeedbackSubscription, Interest};
 use crate::event::FeedbackEvent;
 use crate::feedback::FeedbackConfig;
 use crate::metrics::MetricsConfig;
@@ -141,7 +141,7 @@ pub async fn run_nats(
 
 /// Passes every event to `on_event` for `duration`.
 async fn watch(
-    events: &mut tokio::sync::mpsc::Receiver<Delivery>,
+    events: &mut impl FeedbackSubscription,
     duration: Duration,
     on_event: &mut impl FnMut(&FeedbackEvent),
 ) {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use tokio::time::{Instant, sleep_until};
+use tokio::time::Instant;
 
 use super::config::FeedbackConfig;
 use super::policy::{Decision, Policy};
@@ -231,9 +231,16 @@ impl FeedbackHandler {
         shutdown: impl Future<Output = ()>,
     ) -> Self {
         tokio::pin!(shutdown);
+        let timer = tokio::time::sleep_until(Instant::now());
+        tokio::pin!(timer);
         let mut open = true;
         loop {
             let wake = self.next_wake();
+            if let Some(at) = wake.filter(|at| *at != timer.deadline()) {
+                // One timer moved in place: a new one per event would take the timer driver's
+                // lock to register and again to drop it, where moving a deadline later does not.
+                timer.as_mut().reset(at);
+            }
             tokio::select! {
                 event = subscription.next(), if open => match event {
                     Some(delivery) => {
@@ -246,7 +253,7 @@ impl FeedbackHandler {
                         open = false;
                     }
                 },
-                () = sleep_until(wake.unwrap_or_else(Instant::now)), if wake.is_some() => self.tick(),
+                () = &mut timer, if wake.is_some() => self.tick(),
                 () = &mut shutdown => break,
             }
         }

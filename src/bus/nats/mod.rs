@@ -26,7 +26,7 @@ pub use server::{ServerFeature, ServerVersion};
 pub use signing::{KEY_HEADER, Refusal, SIGNATURE_HEADER, Signer, SigningOptions, Verifier};
 pub use state::ensure_state_stream;
 pub use subjects::Subjects;
-pub use subscriber::{NatsSubscriber, SubscriberStats};
+pub use subscriber::{NatsSubscriber, NatsSubscription, SubscriberStats};
 
 /// What can go wrong setting up or using the NATS transport.
 #[derive(Debug, thiserror::Error)]

@@ -1,15 +1,18 @@
 //! The agent side of the NATS transport: live feedback subjects plus the last-value stream,
-//! re-read after every reconnection.
+//! re-read after every reconnection, read in the task of whoever polls them.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use async_nats::HeaderMap;
+use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::StreamExt;
-use futures_util::stream::{SelectAll, select_all};
+use futures_util::stream::{self, BoxStream, SelectAll, select_all};
 use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
 use super::NatsError;
@@ -17,7 +20,7 @@ use super::connection::NatsConnection;
 use super::signing::Refusal;
 use super::state::{Kept, read_state};
 use crate::bus::read_refusals;
-use crate::bus::{Delivery, Interest};
+use crate::bus::{Delivery, FeedbackSubscription, Interest};
 use crate::error::Chain;
 use crate::event::{FeedbackEvent, decode};
 use crate::telemetry::{Probe, Readings};
@@ -145,11 +148,15 @@ impl SubscriberStats {
 }
 
 impl NatsSubscriber {
-    /// Subscribes to the coordinators in `interest` and starts a task that delivers their
-    /// events: first the kept events of the last-value stream (as one batch, which the
-    /// handler takes in whole before asking its policy), then live events, and the kept
-    /// events again after each reconnection. Returns once the
-    /// server has the subscriptions. The task ends when the returned receiver is dropped.
+    /// Subscribes to the coordinators in `interest` and returns the stream of their events:
+    /// first the kept events of the last-value stream (as one batch, which the handler takes
+    /// in whole before asking its policy), then live events, and the kept events again after
+    /// each reconnection. Returns once the server has the subscriptions.
+    ///
+    /// The stream does its work in the task that polls it (the handler's): no task or channel
+    /// of its own stands between the connection and the handler, so each event costs one
+    /// wake-up. Only the last-value reads run in a task beside it, which dropping the stream
+    /// stops.
     ///
     /// Which events apply is the reader's business ([`Interest`] in the handler): this only
     /// refuses messages that are oversized, undecodable, on a subject that does not name their
@@ -157,88 +164,50 @@ impl NatsSubscriber {
     pub async fn start(
         conn: &NatsConnection,
         interest: Interest,
-    ) -> Result<(mpsc::Receiver<Delivery>, Arc<SubscriberStats>), NatsError> {
+    ) -> Result<(NatsSubscription, Arc<SubscriberStats>), NatsError> {
         let (subjects, subs) = subscribe(conn, &interest).await?;
         // Until the server has the subscriptions, events published elsewhere would miss us:
         // a round trip makes `start` return only once they are in force.
         round_trip(&conn.client).await;
         let stats = Arc::new(SubscriberStats::default());
-        let (tx, rx) = mpsc::channel(1024);
+        let mut connected = conn.connected.clone();
+        connected.borrow_and_update();
+        // One waiter on the connection's watch for the stream's life: a `changed()` made anew
+        // in every `next()` would lock the watch's waiter list to register and again to drop.
+        let reconnections = stream::unfold(connected, |mut connected| async move {
+            connected.changed().await.ok()?;
+            Some(((), connected))
+        })
+        .boxed();
+        let (kept_tx, kept_rx) = mpsc::channel(16);
         let me = Self {
             conn: conn.clone(),
             stats: stats.clone(),
             bad_input: Throttled::new(Duration::from_secs(10)),
         };
-        tokio::spawn(me.run(select_all(subs), subjects, tx));
-        Ok((rx, stats))
+        let reader = me.read(&subjects, &kept_tx);
+        let subscription = NatsSubscription {
+            subscriber: me,
+            live: select_all(subs),
+            subjects,
+            reconnections,
+            kept_tx,
+            kept_rx,
+            reader,
+            batch: VecDeque::new(),
+        };
+        Ok((subscription, stats))
     }
 
-    /// Delivers live events as they come and each read of the last values as one batch.
-    async fn run(
-        mut self,
-        mut live: SelectAll<async_nats::Subscriber>,
-        subjects: Vec<String>,
-        tx: mpsc::Sender<Delivery>,
-    ) {
-        let mut connected = self.conn.connected.clone();
-        connected.borrow_and_update();
-        // Last values are read beside the live subscription, never in front of it: a slow or
-        // unavailable JetStream must not delay a level change. Events from both paths are
-        // ordered per instance by the fleet view.
-        let (kept_tx, mut kept_rx) = mpsc::channel::<Vec<Kept>>(16);
-        let read = |me: &Self| {
-            tokio::spawn(read_all(
-                me.conn.clone(),
-                subjects.clone(),
-                kept_tx.clone(),
-                me.stats.clone(),
-            ))
-        };
-        let mut reader = read(&self);
-        loop {
-            let events = tokio::select! {
-                msg = live.next() => match msg {
-                    Some(msg) => {
-                        let subject = msg.subject.to_string();
-                        self.accept(&subject, &msg.payload, msg.headers.as_ref())
-                            .map(Delivery::new)
-                            .into_iter()
-                            .collect::<Vec<_>>()
-                    }
-                    None => break,
-                },
-                Some(batch) = kept_rx.recv() => {
-                    let events: Vec<FeedbackEvent> = batch
-                        .into_iter()
-                        .filter_map(|(subject, payload, headers)| {
-                            self.accept(&subject, &payload, headers.as_ref())
-                        })
-                        .collect();
-                    let last = events.len().saturating_sub(1);
-                    events
-                        .into_iter()
-                        .enumerate()
-                        .map(|(i, e)| if i < last { Delivery::in_batch(e) } else { Delivery::new(e) })
-                        .collect()
-                }
-                changed = connected.changed() => {
-                    if changed.is_err() {
-                        break;
-                    }
-                    reader.abort();
-                    reader = read(&self);
-                    continue;
-                }
-                () = tx.closed() => break,
-            };
-            for delivery in events {
-                if tx.send(delivery).await.is_err() {
-                    reader.abort();
-                    return;
-                }
-            }
-        }
-        reader.abort();
+    /// Starts reading the last values of `subjects` into `out`.
+    fn read(&self, subjects: &[String], out: &mpsc::Sender<Vec<Kept>>) -> AbortHandle {
+        let task = tokio::spawn(read_all(
+            self.conn.clone(),
+            subjects.to_vec(),
+            out.clone(),
+            self.stats.clone(),
+        ));
+        task.abort_handle()
     }
 
     /// Decodes and checks one message; counts and (rarely) logs what it rejects.
@@ -294,6 +263,69 @@ impl NatsSubscriber {
             })?;
         }
         Ok(e)
+    }
+}
+
+/// Feedback events from NATS, checked, as a [`FeedbackSubscription`]; from
+/// [`NatsSubscriber::start`].
+pub struct NatsSubscription {
+    subscriber: NatsSubscriber,
+    live: SelectAll<async_nats::Subscriber>,
+    subjects: Vec<String>,
+    /// Yields at every reconnection; ends when the connection is gone.
+    reconnections: BoxStream<'static, ()>,
+    // Last values are read beside the live subscription, never in front of it: a slow or
+    // unavailable JetStream must not delay a level change. Events from both paths are
+    // ordered per instance by the fleet view.
+    kept_tx: mpsc::Sender<Vec<Kept>>,
+    kept_rx: mpsc::Receiver<Vec<Kept>>,
+    reader: AbortHandle,
+    /// The rest of a batch of kept events, handed out one per call.
+    batch: VecDeque<Delivery>,
+}
+
+#[async_trait]
+impl FeedbackSubscription for NatsSubscription {
+    // Cancel-safe, as the handler needs (it drops this future when a timer fires): every
+    // await is a cancel-safe receive, and nothing received is held across one.
+    async fn next(&mut self) -> Option<Delivery> {
+        loop {
+            if let Some(delivery) = self.batch.pop_front() {
+                return Some(delivery);
+            }
+            tokio::select! {
+                msg = self.live.next() => {
+                    let msg = msg?;
+                    let accepted = self.subscriber.accept(&msg.subject, &msg.payload, msg.headers.as_ref());
+                    if let Some(event) = accepted {
+                        return Some(Delivery::new(event));
+                    }
+                }
+                Some(kept) = self.kept_rx.recv() => {
+                    let events: Vec<FeedbackEvent> = kept
+                        .into_iter()
+                        .filter_map(|(subject, payload, headers)| {
+                            self.subscriber.accept(&subject, &payload, headers.as_ref())
+                        })
+                        .collect();
+                    let last = events.len().saturating_sub(1);
+                    self.batch.extend(events.into_iter().enumerate().map(|(i, e)| {
+                        if i < last { Delivery::in_batch(e) } else { Delivery::new(e) }
+                    }));
+                }
+                reconnected = self.reconnections.next() => {
+                    reconnected?;
+                    self.reader.abort();
+                    self.reader = self.subscriber.read(&self.subjects, &self.kept_tx);
+                }
+            }
+        }
+    }
+}
+
+impl Drop for NatsSubscription {
+    fn drop(&mut self) {
+        self.reader.abort();
     }
 }
 
