@@ -152,7 +152,7 @@ async fn a_store_node_divides_its_sink_among_the_agents_it_hears_over_nats() {
         }),
     )
     .await
-    .unwrap();
+    .unwrap_or_else(|e| panic!("{e:?}\nserver log:\n{}", server.log_text()));
     assert!(
         granted.len() >= 3,
         "the store granted fair rates in {} events",

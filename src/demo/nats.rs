@@ -15,7 +15,7 @@ use crate::feedback::FeedbackConfig;
 use crate::metrics::MetricsConfig;
 use crate::rate::ProviderConfig;
 use crate::store::sink::{SinkConfig, ThrottleConfig};
-use crate::store::{StoreError, StoreReport, StoreSetup};
+use crate::store::{Store, StoreError, StoreReport, StoreSetup};
 
 /// What the NATS demo ran into.
 #[derive(Debug, thiserror::Error)]
@@ -108,12 +108,10 @@ pub async fn run_nats(
     db: &Path,
     mut on_event: impl FnMut(&FeedbackEvent),
 ) -> Result<NatsDemoReport, NatsDemoError> {
-    let stop_store = CancellationToken::new();
-    let store_task = tokio::spawn(crate::store::run(
-        store_setup(config, url, db),
-        stop_store.clone().cancelled_owned(),
-    ));
-    // Agents start once the store has created the write stream: its first event says so.
+    // Everything else starts once the store has created its streams: nats-server 2.9.10
+    // crashed (a nil pointer in its message-get handler) when a reader asked for kept values
+    // while the store was creating the last-value stream.
+    let store = Store::start(&store_setup(config, url, db)).await?;
     let conn = nats(url).connect("backflow-demo-watch").await?;
     let (mut events, _) = NatsSubscriber::start(&conn, Interest::All).await?;
     if let Ok(Some(d)) = tokio::time::timeout(Duration::from_secs(10), events.next()).await {
@@ -134,8 +132,7 @@ pub async fn run_nats(
     for t in agent_tasks {
         agents.push(t.await??);
     }
-    stop_store.cancel();
-    let store = store_task.await??;
+    let store = store.stop().await;
     Ok(NatsDemoReport { store, agents })
 }
 
