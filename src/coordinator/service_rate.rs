@@ -8,8 +8,10 @@ use tokio::time::Instant;
 /// Shortest window a measurement covers: batches land in bursts, and a window of a few of
 /// them averages the saw-tooth out.
 const WINDOW: Duration = Duration::from_secs(1);
-/// The first measurement's window: shorter, because until a store has an estimate its agents
-/// cannot be given fair rates, and a rough estimate that later windows refine beats none.
+/// The window of a first, quick measurement: until a store has an estimate its agents
+/// cannot be given fair rates, and a rough one beats none. It is only used for fair rates,
+/// never published: a new replica's rough reading once pulled the fleet's mean capacity
+/// down and scaled it beyond the need.
 const FIRST_WINDOW: Duration = Duration::from_millis(100);
 /// Weight of a new window in the estimate (an exponential moving average).
 const ALPHA: f64 = 0.3;
@@ -46,6 +48,8 @@ pub(crate) struct Counters {
 pub(crate) struct ServiceRate {
     start: Option<(Instant, Counters)>,
     estimate: Option<f64>,
+    /// The first [`FIRST_WINDOW`]'s reading, until full windows give an estimate.
+    quick: Option<f64>,
 }
 
 impl ServiceRate {
@@ -53,7 +57,14 @@ impl ServiceRate {
         Self {
             start: None,
             estimate: None,
+            quick: None,
         }
+    }
+
+    /// The estimate, or before there is one the quick first reading: what the fair rates
+    /// divide.
+    pub(crate) fn working(&self) -> Option<f64> {
+        self.estimate.or(self.quick)
     }
 
     /// Takes in the counters at `now`; returns the estimate, rows per second.
@@ -63,21 +74,13 @@ impl ServiceRate {
             return self.estimate;
         };
         let dt = now.saturating_duration_since(t0);
-        let window = if self.estimate.is_some() {
-            WINDOW
-        } else {
-            FIRST_WINDOW
-        };
-        if dt < window {
+        if dt < WINDOW {
+            if self.estimate.is_none() && self.quick.is_none() && dt >= FIRST_WINDOW {
+                self.quick = sample(dt, c0, c);
+            }
             return self.estimate;
         }
-        let secs = dt.as_secs_f64();
-        let written = c.written.saturating_sub(c0.written);
-        let idle = c.idle_us.saturating_sub(c0.idle_us) as f64 / 1e6;
-        let busy = (secs - idle).max(0.0);
-        let failed = c.failures > c0.failures;
-        if written > 0 && !failed && busy >= MIN_BUSY * secs {
-            let sample = written as f64 / busy;
+        if let Some(sample) = sample(dt, c0, c) {
             self.estimate = Some(match self.estimate {
                 Some(e) => e + ALPHA * (sample - e),
                 None => sample,
@@ -86,6 +89,17 @@ impl ServiceRate {
         self.start = Some((now, c));
         self.estimate
     }
+}
+
+/// Rows written per busy second between `c0` and `c`, `dt` apart, when the store was busy
+/// at least half of it and no write failed.
+fn sample(dt: Duration, c0: Counters, c: Counters) -> Option<f64> {
+    let secs = dt.as_secs_f64();
+    let written = c.written.saturating_sub(c0.written);
+    let idle = c.idle_us.saturating_sub(c0.idle_us) as f64 / 1e6;
+    let busy = (secs - idle).max(0.0);
+    let failed = c.failures > c0.failures;
+    (written > 0 && !failed && busy >= MIN_BUSY * secs).then(|| written as f64 / busy)
 }
 
 #[cfg(test)]
