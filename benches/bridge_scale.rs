@@ -8,6 +8,9 @@
 //! `BRIDGE_SCALE_COORDINATORS=300 BRIDGE_SCALE_SECONDS=12 cargo bench --bench bridge_scale`.
 //! `BRIDGE_SCALE_BIN=<path>` runs another build of the bridge (e.g. an older one) instead.
 
+#[path = "support/cpu.rs"]
+#[allow(dead_code)]
+mod cpu;
 #[path = "../tests/common/nats.rs"]
 #[allow(dead_code, unreachable_pub)]
 mod nats;
@@ -57,16 +60,6 @@ fn usage(pid: u32) -> Option<(u64, u64)> {
         .parse()
         .ok()?;
     Some((ticks, rss))
-}
-
-fn clock_ticks_per_second() -> f64 {
-    std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(100.0)
 }
 
 /// The simulated stores: each instance's last event.
@@ -237,7 +230,7 @@ fn main() {
         let api: Value = serde_json::from_str(&api).unwrap_or(Value::Null);
         let wrong = check(&api, &stores, fresh_since_ms);
 
-        let cpu_s = (ticks1 - ticks0) as f64 / clock_ticks_per_second();
+        let cpu_s = (ticks1 - ticks0) as f64 / cpu::clock_ticks();
         let events = measured_rounds * instances as u64;
         println!(
             "bridge_scale: {coordinators} coordinators × {PER_COORDINATOR} = {instances} instances at 4 Hz, {:.1} s",

@@ -25,13 +25,12 @@ fn rate() -> RateCoordinator {
 }
 
 fn step_handler(r: &RateCoordinator) -> FeedbackHandler {
-    FeedbackHandler::new(
-        r.clone(),
-        ["ibkr"],
-        Box::new(StepPolicy::default()),
-        FleetConfig::default(),
-    )
-    .unwrap()
+    handler(r, Box::new(StepPolicy::default()))
+}
+
+/// A handler of provider `ibkr` of `r` running `policy`, with the default fleet settings.
+fn handler(r: &RateCoordinator, policy: Box<dyn Policy>) -> FeedbackHandler {
+    FeedbackHandler::new(r.clone(), ["ibkr"], policy, FleetConfig::default()).unwrap()
 }
 
 #[tokio::test(start_paused = true)]
@@ -120,13 +119,7 @@ impl Policy for Halving {
 #[tokio::test(start_paused = true)]
 async fn custom_policy_via_trait() {
     let r = rate();
-    let mut h = FeedbackHandler::new(
-        r.clone(),
-        ["ibkr"],
-        Box::new(Halving(1.0)),
-        FleetConfig::default(),
-    )
-    .unwrap();
+    let mut h = handler(&r, Box::new(Halving(1.0)));
     h.handle(event("default", "a", 1, Soft, 600, 1000));
     h.handle(event("default", "a", 2, Soft, 600, 1000));
     assert_eq!(r.scale("ibkr"), Ok(0.25));
@@ -250,13 +243,7 @@ async fn default_policy_tightens_at_once_and_relaxes_gradually() {
     use backflow::feedback::{HysteresisConfig, HysteresisPolicy};
     let r = rate();
     let policy = HysteresisPolicy::new(HysteresisConfig::default(), 7);
-    let mut h = FeedbackHandler::new(
-        r.clone(),
-        ["ibkr"],
-        Box::new(policy),
-        FleetConfig::default(),
-    )
-    .unwrap();
+    let mut h = handler(&r, Box::new(policy));
     let t0 = Instant::now();
     h.handle(event("default", "a", 1, Hard, 900, 1000));
     assert_eq!(r.scale("ibkr"), Ok(0.0));
@@ -461,13 +448,7 @@ fn fair(mut e: FeedbackEvent, standard: f64) -> FeedbackEvent {
 async fn fair_rates_of_one_coordinators_instances_add_up_and_missing_ones_fall_back() {
     let r = rate();
     let policy = FairSharePolicy::new(FairShareConfig::default(), ProportionalConfig::default(), 1);
-    let mut h = FeedbackHandler::new(
-        r.clone(),
-        ["ibkr"],
-        Box::new(policy),
-        FleetConfig::default(),
-    )
-    .unwrap();
+    let mut h = handler(&r, Box::new(policy));
     // 20 rows/s of a base of 100: 0.2, at once (a fall), although the queue is empty.
     h.handle(fair(event("default", "a", 1, Fine, 0, 1000), 20.0));
     assert_eq!(r.scale("ibkr"), Ok(0.2));

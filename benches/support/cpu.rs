@@ -53,7 +53,8 @@ impl CpuMeter {
     }
 }
 
-fn clock_ticks() -> f64 {
+/// Clock ticks per second, the unit of `/proc/<pid>/stat`'s CPU times.
+pub fn clock_ticks() -> f64 {
     std::process::Command::new("getconf")
         .arg("CLK_TCK")
         .output()
