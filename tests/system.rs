@@ -161,7 +161,7 @@ async fn two_stores_on_one_coordinator_share_the_consumer_and_agents_hear_both()
     let (a1, log1) = rig.agent("a1", 1_500, 3_000);
     let (a2, log2) = rig.agent("a2", 1_500, 3_000);
     let mut instances = BTreeSet::new();
-    common::within(LONG, "events from both store instances", async {
+    let heard = tokio::time::timeout(LONG, async {
         while instances.len() < 2 {
             if let Some(m) = feedback.next().await {
                 if let Ok(e) = backflow::event::decode(&m.payload) {
@@ -171,6 +171,11 @@ async fn two_stores_on_one_coordinator_share_the_consumer_and_agents_hear_both()
         }
     })
     .await;
+    assert!(
+        heard.is_ok(),
+        "events from both store instances: heard {instances:?} in {LONG:?}; server log:\n{}",
+        rig.nats.log_text()
+    );
     let (r1, r2) = tokio::join!(a1.report(LONG), a2.report(LONG));
     for r in [r1, r2] {
         assert_eq!(num(&r, &["acked"]), 3_000.0, "{r}");
