@@ -144,25 +144,8 @@ fn sink_direct(rows: u64, mode: PostgresMode) -> (f64, f64) {
                 .await
                 .expect("postgres"),
         );
-        let chunks: Vec<Vec<Bar>> = bars.chunks(batch()).map(<[Bar]>::to_vec).collect();
-        let queue = Arc::new(std::sync::Mutex::new(chunks));
         let cpu_before = meter.seconds();
-        let start = Instant::now();
-        let mut writers = Vec::new();
-        for _ in 0..workers() {
-            let (sink, queue) = (sink.clone(), queue.clone());
-            writers.push(tokio::spawn(async move {
-                loop {
-                    let next = queue.lock().expect("queue").pop();
-                    let Some(batch) = next else { break };
-                    Sink::<Bar>::write(&*sink, &batch).await.expect("write");
-                }
-            }));
-        }
-        for w in writers {
-            w.await.expect("writer");
-        }
-        let rate = rows as f64 / start.elapsed().as_secs_f64();
+        let rate = rows as f64 / write_all(sink.clone(), &bars).await.as_secs_f64();
         let cpu = meter.seconds() - cpu_before;
         assert_eq!(sink.count().await.expect("count"), rows);
         drop_table(&table).await;
@@ -172,31 +155,38 @@ fn sink_direct(rows: u64, mode: PostgresMode) -> (f64, f64) {
     (rate, cpu)
 }
 
+/// Writes `bars` into `sink` in batches of `batch()` rows from `workers()` concurrent
+/// writers, as the store's workers do; returns how long that took.
+async fn write_all<S: Sink<Bar> + 'static>(sink: Arc<S>, bars: &[Bar]) -> Duration {
+    let chunks: Vec<Vec<Bar>> = bars.chunks(batch()).map(<[Bar]>::to_vec).collect();
+    let queue = Arc::new(std::sync::Mutex::new(chunks));
+    let start = Instant::now();
+    let mut writers = Vec::new();
+    for _ in 0..workers() {
+        let (sink, queue) = (sink.clone(), queue.clone());
+        writers.push(tokio::spawn(async move {
+            loop {
+                let next = queue.lock().expect("queue").pop();
+                let Some(batch) = next else { break };
+                sink.write(&batch).await.expect("write");
+            }
+        }));
+    }
+    for w in writers {
+        w.await.expect("writer");
+    }
+    start.elapsed()
+}
+
 /// The embedded default, SQLite in a temp dir, driven the same way: (rows/s, CPU s).
 fn sqlite_direct(rows: u64) -> (f64, f64) {
     let (runtime, meter) = CpuMeter::runtime("sqlite", 2);
     let dir = tempfile::TempDir::new().expect("temp dir");
     let sink = Arc::new(SqliteSink::open(&dir.path().join("bench.db"), "bars").expect("sqlite"));
-    let chunks: Vec<Vec<Bar>> = bars(rows).chunks(batch()).map(<[Bar]>::to_vec).collect();
-    let queue = Arc::new(std::sync::Mutex::new(chunks));
+    let bars = bars(rows);
     let result = runtime.block_on(async {
         let cpu_before = meter.seconds();
-        let start = Instant::now();
-        let mut writers = Vec::new();
-        for _ in 0..workers() {
-            let (sink, queue) = (sink.clone(), queue.clone());
-            writers.push(tokio::spawn(async move {
-                loop {
-                    let next = queue.lock().expect("queue").pop();
-                    let Some(batch) = next else { break };
-                    Sink::<Bar>::write(&*sink, &batch).await.expect("write");
-                }
-            }));
-        }
-        for w in writers {
-            w.await.expect("writer");
-        }
-        let rate = rows as f64 / start.elapsed().as_secs_f64();
+        let rate = rows as f64 / write_all(sink.clone(), &bars).await.as_secs_f64();
         (rate, meter.seconds() - cpu_before)
     });
     assert_eq!(sink.count().expect("count"), rows);
