@@ -338,7 +338,14 @@ fn main() {
         PostgresMode::Copy => PostgresMode::Insert,
         PostgresMode::Insert => PostgresMode::Copy,
     };
-    let per_cpu = |cpu: f64| rows as f64 / cpu.max(1e-9);
+    // Below one clock tick (10 ms) the CPU time reads 0: no rate can be told.
+    let per_cpu = |cpu: f64| {
+        if cpu < 0.01 {
+            "–".to_owned()
+        } else {
+            format!("{:.0}", rows as f64 / cpu)
+        }
+    };
     // The machine is shared: the anchor and the store's sink are each measured before and
     // after the pipeline, and compared by their means.
     let (best, best_how) = runtime.block_on(best_direct(rows));
@@ -346,8 +353,8 @@ fn main() {
     if std::env::var("ONLY_DIRECT").is_ok() {
         let (sink_other, other_cpu) = sink_direct(rows, other);
         println!(
-            "best {best:.0} ({best_how}); sink {mode:?} {sink:.0} ({:.2}×, {:.0} rows/CPU-s); \
-             sink {other:?} {sink_other:.0} ({:.2}×, {:.0} rows/CPU-s)",
+            "best {best:.0} ({best_how}); sink {mode:?} {sink:.0} ({:.2}×, {} rows/CPU-s); \
+             sink {other:?} {sink_other:.0} ({:.2}×, {} rows/CPU-s)",
             sink / best,
             per_cpu(sink_cpu),
             sink_other / best,
@@ -376,7 +383,7 @@ fn main() {
     println!("| best direct load, {best_how} (before) | {best:.0} | | |");
     println!("| best direct load, {best_again_how} (after) | {best_again:.0} | | |");
     let row = |name: &str, rate: f64, cpu: Option<f64>| {
-        let per = cpu.map_or(String::new(), |c| format!("{:.0}", per_cpu(c)));
+        let per = cpu.map_or(String::new(), per_cpu);
         println!("| {name} | {rate:.0} | {:.2} | {per} |", rate / anchor);
     };
     row(
