@@ -49,8 +49,27 @@ pub(crate) struct CoordinatorStats {
     pub(crate) publish_errors: AtomicU64,
     /// Time all workers spent waiting for items, an idle stretch going on included.
     pub(crate) starvation: Starvation,
-    pub(crate) queue_wait: Histogram,
+    /// Fine: the simulator's figures compare queue waits within a few per cent.
+    pub(crate) queue_wait: FineHistogram,
     pub(crate) batch_latency: Histogram,
+}
+
+/// A [`Histogram::fine`] that a `Default` struct can hold.
+#[derive(Debug)]
+pub(crate) struct FineHistogram(pub(crate) Histogram);
+
+impl Default for FineHistogram {
+    fn default() -> Self {
+        Self(Histogram::fine())
+    }
+}
+
+impl std::ops::Deref for FineHistogram {
+    type Target = Histogram;
+
+    fn deref(&self) -> &Histogram {
+        &self.0
+    }
 }
 
 impl CoordinatorStats {
