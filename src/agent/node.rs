@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use async_nats::jetstream;
@@ -21,7 +21,6 @@ use crate::event::InstanceId;
 use crate::feedback::HandlerStats;
 use crate::metrics::{Metrics, serve};
 use crate::process::{Shutdown, StopPlan, StopProgress};
-use crate::rate::RateCoordinator;
 
 /// A running agent. Stop it with [`stop`](Self::stop); [`finished`](Self::finished) resolves
 /// once every source is exhausted (or reached `agent.max_rows`) and what it produced is
@@ -31,7 +30,6 @@ pub struct Agent {
     pub(super) handler: Option<Arc<HandlerStats>>,
     pub(super) feedback_addr: Option<SocketAddr>,
     pub(super) produced: Arc<AtomicU64>,
-    pub(super) min_scale: Arc<AtomicU64>,
     pub(super) metrics_addr: SocketAddr,
     /// Tells the publisher to stop taking rows and drain.
     pub(super) shutdown: CancellationToken,
@@ -103,7 +101,6 @@ impl Agent {
             let _ = server.await;
         });
         tracing::info!(%metrics_addr, "Agent metrics listening.");
-        let min_scale = watch_min_scale(&rate, &stop, &mut tasks)?;
         let produced = Arc::new(AtomicU64::new(0));
         let mut producers = JoinSet::new();
         let (rows, meters) =
@@ -129,7 +126,6 @@ impl Agent {
             handler: listening.stats,
             feedback_addr: listening.http,
             produced,
-            min_scale,
             metrics_addr,
             shutdown,
             stop,
@@ -173,26 +169,6 @@ impl Agent {
     pub async fn stop(self) -> AgentReport {
         self.stop_with(&StopProgress::new()).await
     }
-}
-
-/// Tracks the lowest scale any provider was given (for the final report).
-fn watch_min_scale(
-    rate: &RateCoordinator,
-    stop: &CancellationToken,
-    tasks: &mut JoinSet<()>,
-) -> Result<Arc<AtomicU64>, AgentError> {
-    let min_scale = Arc::new(AtomicU64::new(1.0f64.to_bits()));
-    for provider in rate.provider_names() {
-        let mut scale = rate.watch_scale(&provider)?;
-        let (min_scale, stop) = (min_scale.clone(), stop.clone());
-        tasks.spawn(async move {
-            while let Some(Ok(())) = stop.run_until_cancelled(scale.changed()).await {
-                let s = *scale.borrow_and_update();
-                min_scale.fetch_min(s.to_bits(), Relaxed); // non-negative floats order as bits
-            }
-        });
-    }
-    Ok(min_scale)
 }
 
 /// The publisher of rows to `<prefix>.writes.<coordinator_id>`, with the ack log if any.

@@ -93,7 +93,7 @@ impl Agent {
             messages: stats.messages,
             retries: stats.retries,
             unacked: stats.unacked,
-            min_scale: f64::from_bits(self.min_scale.load(Relaxed)),
+            min_scale: self.handler.as_ref().map_or(1.0, |s| s.lowest_scale()),
             adjustments: self.handler.map_or(0, |s| s.adjustments.load(Relaxed)),
             leaving_event_sent,
             stop: progress.summary(),

@@ -27,6 +27,9 @@ pub struct HandlerStats {
     pub adjustments: AtomicU64,
     /// Current scale, as `f64` bits.
     scale_bits: AtomicU64,
+    /// The deepest cut applied so far, `1 − scale`, as `f64` bits (non-negative floats order
+    /// as their bits, and zero bits, the default, mean no cut).
+    deepest_cut_bits: AtomicU64,
     /// Current merged level (0 ok, 1 soft, 2 hard).
     pub level: AtomicU64,
     /// Instances currently silent.
@@ -41,8 +44,15 @@ impl HandlerStats {
         f64::from_bits(self.scale_bits.load(Relaxed))
     }
 
+    /// The lowest scale applied so far (1 if never cut).
+    pub fn lowest_scale(&self) -> f64 {
+        1.0 - f64::from_bits(self.deepest_cut_bits.load(Relaxed))
+    }
+
     pub(super) fn set_scale(&self, scale: f64) {
         self.scale_bits.store(scale.to_bits(), Relaxed);
+        let cut = (1.0 - scale).clamp(0.0, 1.0);
+        self.deepest_cut_bits.fetch_max(cut.to_bits(), Relaxed);
     }
 
     /// The counter of `outcome`.
@@ -88,5 +98,21 @@ impl Probe for HandlerStats {
             load(&self.silent_instances),
         );
         out.histogram(&t::FEEDBACK_LATENCY_SECONDS, &[], &self.latency);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lowest_scale_is_remembered_and_one_until_cut() {
+        let s = HandlerStats::default();
+        assert_eq!(s.lowest_scale(), 1.0);
+        s.set_scale(1.0);
+        s.set_scale(0.3);
+        s.set_scale(0.8);
+        assert!((s.lowest_scale() - 0.3).abs() < 1e-12);
+        assert_eq!(s.scale(), 0.8);
     }
 }

@@ -82,6 +82,9 @@ impl FleetView {
         let delay = i64::try_from(self.wall.now_ms()).unwrap_or(i64::MAX)
             - i64::try_from(event.timestamp_ms).unwrap_or(i64::MAX);
         let members = self.coordinators.get_mut(&event.coordinator_id);
+        // Read here, where the coordinator is looked up anyway: only then is its id worth
+        // copying for the cleanup after the event is applied.
+        let silent_siblings = members.as_ref().is_some_and(|m| m.silent > 0);
         if let Some(gone) = members
             .as_ref()
             .and_then(|m| m.departed.get(&event.instance_id))
@@ -128,9 +131,11 @@ impl FleetView {
             self.depart(event, now);
             return Observed::Left;
         }
-        let coordinator = event.coordinator_id.clone();
+        let coordinator = silent_siblings.then(|| event.coordinator_id.clone());
         self.apply(event, now, baseline);
-        self.forget_silent_siblings(&coordinator);
+        if let Some(coordinator) = coordinator {
+            self.forget_silent_siblings(&coordinator);
+        }
         Observed::Applied
     }
 

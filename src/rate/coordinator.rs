@@ -259,7 +259,8 @@ impl RateCoordinator {
         Ok(self.get(provider)?.scale())
     }
 
-    /// A receiver that sees every change of `provider`'s scale (for metrics and observers).
+    /// A receiver that sees every change of `provider`'s scale made while it exists (for metrics
+    /// and observers; without receivers a change notifies nobody).
     pub fn watch_scale(
         &self,
         provider: &str,
@@ -330,5 +331,22 @@ mod tests {
             c.acquire("nope", 1).await,
             Err(RateError::UnknownProvider("nope".into()))
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_scale_watcher_hears_changes_made_while_it_exists_and_reads_earlier_ones() {
+        let c = RateCoordinator::new();
+        c.register_provider("p", ProviderConfig::new(5, 5.0))
+            .unwrap();
+        // Changed while nobody watches: a later watcher still reads the value.
+        c.set_budget_scale("p", 0.5).unwrap();
+        let mut w = c.watch_scale("p").unwrap();
+        assert_eq!(*w.borrow_and_update(), 0.5);
+        c.set_budget_scale("p", 0.25).unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(1), w.changed())
+            .await
+            .expect("the change is announced")
+            .unwrap();
+        assert_eq!(*w.borrow_and_update(), 0.25);
     }
 }

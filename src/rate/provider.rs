@@ -206,7 +206,12 @@ impl Provider {
             self.notify();
         }
         if scale != old {
-            self.scale_tx.send_replace(scale);
+            // Waking nobody still takes the watch's eight waiter locks, on every change: only
+            // announce a change someone can hear (one subscribing meanwhile reads the value).
+            self.scale_tx.send_if_modified(|v| {
+                *v = scale;
+                self.scale_tx.receiver_count() > 0
+            });
         }
         old
     }

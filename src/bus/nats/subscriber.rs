@@ -188,7 +188,7 @@ impl NatsSubscriber {
         let reader = me.read(&subjects, &kept_tx);
         let subscription = NatsSubscription {
             subscriber: me,
-            live: select_all(subs),
+            live: Live::of(subs),
             subjects,
             reconnections,
             kept_tx,
@@ -270,7 +270,7 @@ impl NatsSubscriber {
 /// [`NatsSubscriber::start`].
 pub struct NatsSubscription {
     subscriber: NatsSubscriber,
-    live: SelectAll<async_nats::Subscriber>,
+    live: Live,
     subjects: Vec<String>,
     /// Yields at every reconnection; ends when the connection is gone.
     reconnections: BoxStream<'static, ()>,
@@ -319,6 +319,41 @@ impl FeedbackSubscription for NatsSubscription {
                     self.reader = self.subscriber.read(&self.subjects, &self.kept_tx);
                 }
             }
+        }
+    }
+}
+
+/// The live subscriptions: the one an agent following one coordinator has, polled as it is, or
+/// several merged (a `SelectAll` of one costs a task-set's bookkeeping and a wake-up
+/// indirection on every event).
+enum Live {
+    One(async_nats::Subscriber),
+    Many(SelectAll<async_nats::Subscriber>),
+}
+
+impl Live {
+    fn of(mut subs: Vec<async_nats::Subscriber>) -> Self {
+        match subs.pop() {
+            Some(one) if subs.is_empty() => Self::One(one),
+            Some(last) => {
+                subs.push(last);
+                Self::Many(select_all(subs))
+            }
+            None => Self::Many(SelectAll::new()),
+        }
+    }
+}
+
+impl futures_util::Stream for Live {
+    type Item = async_nats::Message;
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        match self.get_mut() {
+            Self::One(s) => s.poll_next_unpin(cx),
+            Self::Many(s) => s.poll_next_unpin(cx),
         }
     }
 }
