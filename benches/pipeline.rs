@@ -4,7 +4,7 @@
 //!
 //! `cargo bench --bench pipeline` (ROWS=<n>, AGENTS=<n>, CAPACITY=<store queue>,
 //! HEARTBEAT_MS=<store heartbeat>, BATCH=<store batch>, WORKERS=<store writers>,
-//! MODE=<copy|insert>,
+//! MODE=<copy|insert>, POLICY=<agents' feedback policy>,
 //! BEST_BATCH=<anchor batch>, BEST_CONNECTIONS=<anchor connections to try, e.g. 2,4>, ONLY_DIRECT=1 to skip
 //! the pipeline; PostgreSQL from BACKFLOW_TEST_POSTGRES, default
 //! `host=127.0.0.1 port=5432 user=postgres dbname=test`, used with `sslmode=disable` unless
@@ -31,6 +31,14 @@ use tokio::time::{Instant, sleep};
 use tokio_util::sync::CancellationToken;
 
 use cpu::CpuMeter;
+
+/// The agents' feedback policy: `POLICY`, else the default.
+fn policy() -> backflow::feedback::PolicyKind {
+    std::env::var("POLICY")
+        .ok()
+        .map(|p| p.parse().expect("POLICY: a policy name"))
+        .unwrap_or_default()
+}
 
 fn env(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -242,6 +250,7 @@ async fn end_to_end(
             .insert("bench".into(), ProviderConfig::new(10_000, 1_000_000.0));
         s.feedback.provider_name = "bench".into();
         s.feedback.enable_feedback = feedback;
+        s.feedback.policy = policy();
         s.agent.name = Some(format!("bench-{run}-{i}"));
         s.agent.max_rows = Some(rows_per_agent);
         s.agent.max_in_flight = 1_024;
