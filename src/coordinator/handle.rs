@@ -222,7 +222,7 @@ impl<T: Send + Sync + 'static> WriteCoordinator<T> {
 
     /// Time items waited in the queue, for exporters.
     pub fn queue_wait(&self) -> &crate::histogram::Histogram {
-        &self.inner.shared.stats.queue_wait.0
+        &self.inner.shared.stats.queue_wait
     }
 
     /// The coordinator id.

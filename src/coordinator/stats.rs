@@ -56,7 +56,7 @@ pub(crate) struct CoordinatorStats {
 
 /// A [`Histogram::fine`] that a `Default` struct can hold.
 #[derive(Debug)]
-pub(crate) struct FineHistogram(pub(crate) Histogram);
+pub(crate) struct FineHistogram(Histogram);
 
 impl Default for FineHistogram {
     fn default() -> Self {

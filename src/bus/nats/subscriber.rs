@@ -333,13 +333,9 @@ enum Live {
 
 impl Live {
     fn of(mut subs: Vec<async_nats::Subscriber>) -> Self {
-        match subs.pop() {
-            Some(one) if subs.is_empty() => Self::One(one),
-            Some(last) => {
-                subs.push(last);
-                Self::Many(select_all(subs))
-            }
-            None => Self::Many(SelectAll::new()),
+        match subs.len() {
+            1 => Self::One(subs.remove(0)),
+            _ => Self::Many(select_all(subs)),
         }
     }
 }

@@ -21,6 +21,7 @@ use self::tls::MakeRustls;
 use self::write::Session;
 use super::{SinkSetupError, dedup, valid_table};
 use crate::coordinator::{Sink, SinkError};
+use crate::error::Chain;
 use crate::market::{Bar, BarKey};
 
 /// How the sink connects and writes.
@@ -74,7 +75,7 @@ impl Target {
 
     async fn connect(&self) -> Result<Client, tokio_postgres::Error> {
         let report = |error: tokio_postgres::Error| {
-            tracing::warn!(%error, "PostgreSQL connection ended.");
+            tracing::warn!(error = %Chain(&error), "PostgreSQL connection ended.");
         };
         match &self.tls {
             Some(tls) => {
@@ -91,19 +92,8 @@ impl Target {
     }
 }
 
-/// The error with its causes: tokio-postgres' own text is only "db error" or "error
-/// performing TLS handshake", the reason is in the sources.
-fn describe(e: &tokio_postgres::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
+/// The error as a sink error, its text with its causes (tokio-postgres' own text is only "db
+/// error" or "error performing TLS handshake"; the reason is in the sources).
 fn classify(e: tokio_postgres::Error) -> SinkError {
     // Bad data will never be accepted; everything else (connection, locks, server restarts)
     // may work later.
@@ -113,9 +103,9 @@ fn classify(e: tokio_postgres::Error) -> SinkError {
                 || code.code().starts_with("23")
                 || *code == SqlState::CARDINALITY_VIOLATION =>
         {
-            SinkError::permanent(describe(&e))
+            SinkError::permanent(Chain(&e).to_string())
         }
-        _ => SinkError::transient(describe(&e)),
+        _ => SinkError::transient(Chain(&e).to_string()),
     }
 }
 
@@ -144,7 +134,7 @@ impl PostgresSink {
             ));
         }
         let target = Target::parse(url)?;
-        let setup = |e: tokio_postgres::Error| SinkSetupError::Database(describe(&e));
+        let setup = |e: tokio_postgres::Error| SinkSetupError::Database(Chain(&e).to_string());
         let client = target.connect().await.map_err(setup)?;
         create_table(&client, table).await.map_err(setup)?;
         let first = Session::prepare(client, table, options.mode)

@@ -44,11 +44,9 @@ const TYPES: [Type; 8] = [
     Type::FLOAT8,
 ];
 
-fn on_conflict() -> &'static str {
-    "ON CONFLICT (source, symbol, ts) DO UPDATE SET open = EXCLUDED.open,
+const ON_CONFLICT: &str = "ON CONFLICT (source, symbol, ts) DO UPDATE SET open = EXCLUDED.open,
        high = EXCLUDED.high, low = EXCLUDED.low, close = EXCLUDED.close,
-       volume = EXCLUDED.volume"
-}
+       volume = EXCLUDED.volume";
 
 /// One connection with its statements prepared for one table.
 pub(super) struct Session {
@@ -86,8 +84,7 @@ impl Session {
                         .await?,
                     merge: client
                         .prepare(&format!(
-                            "INSERT INTO {table} ({COLUMNS}) SELECT {COLUMNS} FROM {STAGE} {}",
-                            on_conflict()
+                            "INSERT INTO {table} ({COLUMNS}) SELECT {COLUMNS} FROM {STAGE} {ON_CONFLICT}"
                         ))
                         .await?,
                 }
@@ -98,8 +95,7 @@ impl Session {
                         "INSERT INTO {table} ({COLUMNS})
                          SELECT * FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::float8[],
                                               $5::float8[], $6::float8[], $7::float8[], $8::float8[])
-                         {}",
-                        on_conflict()
+                         {ON_CONFLICT}"
                     ))
                     .await?,
             ),
