@@ -65,7 +65,8 @@ impl SslParams {
         for (key, value) in pairs {
             match key.as_str() {
                 "sslmode" => mode = SslMode::parse(&value)?,
-                _ => root_cert = Some(PathBuf::from(value)),
+                "sslrootcert" => root_cert = Some(PathBuf::from(value)),
+                _ => {} // only TLS_KEYS are taken out
             }
         }
         Ok(Self {
